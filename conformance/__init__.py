@@ -1,0 +1,1 @@
+"""The conformance suite: runs against any target through an adapter, with the spec as oracle."""

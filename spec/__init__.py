@@ -1,0 +1,1 @@
+"""The executable specification of VmbPacketSendWithExternalMdl (pure Python, no I/O)."""
