@@ -1,0 +1,53 @@
+"""Deliberate defects for the conformance suite's detection self-test.
+
+A suite that passes a correct target proves little; it must also fail targets that carry the
+bug classes seen in real VMBus code (reference §6). Each name below switches on one small
+defect *inside the real code path* of the simulator (never a separate fake), so that a broken
+variant differs from the correct one by exactly that defect. ``SimTarget(bugs=...)`` takes a set
+of these names; the default is the empty set, a target with no known defect.
+
+The catalog is data: the name, then a sentence saying what goes wrong and which real bug it
+imitates. ``check_bugs`` refuses a name that is not in it, so a typo cannot silently build a
+correct target that the self-test then "fails to detect".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+#: name -> what the switch breaks (and the real bug it imitates).
+BUGS: dict[str, str] = {
+    "wrap32": "the bounds check computes (MdlOffset + MdlLength) & 0xFFFFFFFF <= limit, so a "
+    "sum past 2^32 wraps to a small value and an out-of-bounds sub-buffer is accepted "
+    "(Linux hv_netvsc hardening, OpenVMM PR 4145)",
+    "force-ignores-byteoffset": "with FORCE_MDL_LENGTH the bound is ROUND_TO_PAGES(ByteCount) "
+    "instead of ROUND_TO_PAGES(ByteOffset + ByteCount) - ByteOffset; when ByteOffset != 0 the "
+    "range can run into the page after the MDL and reads one PFN past its array (reading A3 b)",
+    "double-completion": "the completion routine is called twice for each completion, both for "
+    "a host completion and for the cancellation at disable",
+    "paged-not-copied": "PAGED_BUFFER is ignored: a queued packet's in-line payload is read "
+    "from the caller's buffer when it is written to the ring, not copied at the call",
+    "range-per-page": "one GPA range per page instead of one per MDL touched (Linux netvsc "
+    "2025, kernel bugzilla 217503)",
+    "zero-length-range": "a resolved external length of 0 is accepted and emitted as a range "
+    "with byte_count 0 (OpenVMM PR 621/802 EmptyByteCount)",
+    "extra-pfn": "each range carries one unused PFN after the ones it needs (Linux storvsc "
+    '"Don\'t pass unused PFNs")',
+    "ignore-wait-flag": "a send without WAIT_FOR_COMPLETION is accepted (reading A4 a says "
+    "reject it)",
+    "ring-full": "a packet fits when total + 8 <= free, so the ring can be filled completely "
+    "and then looks empty (write_index == read_index)",
+    "cancel-skips-taken": "disable cancels queued and in-ring packets but forgets those the "
+    "host has taken and not yet completed: they never get a completion call",
+}
+
+
+def check_bugs(bugs: Iterable[str]) -> frozenset[str]:
+    """The bug names as a frozenset; ValueError names every unknown one."""
+    if isinstance(bugs, str):
+        raise ValueError(f"bugs must be a collection of names, not the string {bugs!r}")
+    chosen = frozenset(bugs)
+    unknown = sorted(chosen - BUGS.keys())
+    if unknown:
+        raise ValueError(f"unknown bug switch(es) {unknown}; known: {sorted(BUGS)}")
+    return chosen

@@ -1,0 +1,239 @@
+"""Channels and packet objects: the life of a transaction after the send call accepted it.
+
+A packet object moves through these states (KMCL header design notes; docs/target-behaviour.md
+"Packet objects" and "Completion")::
+
+    IDLE --send--> QUEUED --written--> IN_RING --host takes--> TAKEN --host completes--> COMPLETED
+      |     \\________written at the call_____^                                         |
+      |                                                                                 |
+      +--free--> FREED <--free-- COMPLETED <--disable (STATUS_CANCELLED), from QUEUED/IN_RING/TAKEN
+                                 COMPLETED --send--> (as from IDLE: packets are reusable)
+
+The transitions are the table :data:`TRANSITIONS`; a move that is not in it is a defect of the
+simulator and raises. Whether a *caller's* request is allowed (send of a queued packet, say) is
+decided before any move, in :mod:`adapters.sim.send`, from :data:`SENDABLE` and
+:data:`FREEABLE`.
+
+A channel is NOT_OPEN, then OPEN, then DISABLED for good. It owns the outgoing ring, the FIFO
+queue of packets waiting for room (or for the open), the packets in the ring in ring order, and
+the packets the host has taken, by transaction id. Queued packets leave the queue strictly in
+order: a later packet never overtakes an earlier one, even if it would fit.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from adapters.sim.consts import STATUS_CANCELLED, TRAILER_SIZE, U64_MAX
+from adapters.sim.ring import Ring, RingCorrupt
+from adapters.sim.wire import PacketLayout
+
+
+class PacketState(enum.Enum):
+    IDLE = "idle"
+    QUEUED = "queued"
+    IN_RING = "in ring"
+    TAKEN = "taken by the host, awaiting completion"
+    COMPLETED = "completed"
+    FREED = "freed"
+
+
+class ChannelState(enum.Enum):
+    NOT_OPEN = "not yet open"
+    OPEN = "open"
+    DISABLED = "disabled"
+
+
+_S = PacketState
+#: state -> event -> next state.
+TRANSITIONS: dict[PacketState, dict[str, PacketState]] = {
+    _S.IDLE: {"queue": _S.QUEUED, "write": _S.IN_RING, "free": _S.FREED},
+    _S.QUEUED: {"write": _S.IN_RING, "cancel": _S.COMPLETED},
+    _S.IN_RING: {"take": _S.TAKEN, "cancel": _S.COMPLETED},
+    _S.TAKEN: {"complete": _S.COMPLETED, "cancel": _S.COMPLETED},
+    _S.COMPLETED: {"queue": _S.QUEUED, "write": _S.IN_RING, "free": _S.FREED},
+    _S.FREED: {},
+}
+SENDABLE = frozenset({_S.IDLE, _S.COMPLETED})
+FREEABLE = frozenset({_S.IDLE, _S.COMPLETED})
+OUTSTANDING = frozenset({_S.QUEUED, _S.IN_RING, _S.TAKEN})
+
+#: Called for each completion-routine call: (packet handle, status, data).
+CompletionSink = Callable[[int, int, bytes], None]
+
+
+@dataclass(eq=False)
+class Packet:
+    """A packet object. While outstanding it carries what the send call fixed."""
+
+    handle: int
+    channel: Channel
+    state: PacketState = PacketState.IDLE
+    transaction_id: int | None = None
+    layout: PacketLayout | None = None
+    #: The in-line payload as it was at the call.
+    payload_at_call: bytes = b""
+    #: The caller's buffer, when it may be read again at write time (not paged, reading A11).
+    late_buffer: bytearray | None = None
+
+    def move(self, event: str) -> None:
+        try:
+            self.state = TRANSITIONS[self.state][event]
+        except KeyError:
+            raise AssertionError(
+                f"packet {self.handle}: no transition {event!r} from {self.state.value}"
+            ) from None
+
+    def payload_now(self) -> bytes:
+        """The payload to write now: re-read the caller's buffer if it is still allowed to."""
+        assert self.layout is not None
+        length = self.layout.payload_length
+        if self.late_buffer is not None and len(self.late_buffer) >= length:
+            return bytes(self.late_buffer[:length])
+        # The buffer shrank under us: C would read stale memory; the bytes at the call are
+        # the one defensible choice.
+        return self.payload_at_call
+
+
+@dataclass(eq=False)
+class Channel:
+    handle: int
+    ring: Ring
+    on_complete: CompletionSink
+    bugs: frozenset[str] = frozenset()
+    state: ChannelState = ChannelState.NOT_OPEN
+    queue: deque[Packet] = field(default_factory=deque)
+    in_ring: deque[Packet] = field(default_factory=deque)
+    taken: dict[int, Packet] = field(default_factory=dict)
+    #: Host completions that matched no taken transaction (ignored, counted for diagnosis).
+    stray_completions: int = 0
+    _next_transaction_id: int = 1
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def open(self) -> None:
+        if self.state is ChannelState.DISABLED:
+            raise ValueError(f"channel {self.handle} is disabled and cannot be opened again")
+        self.state = ChannelState.OPEN
+        self.pump()
+
+    def disable(self) -> None:
+        """Close for good: each outstanding packet gets one STATUS_CANCELLED completion."""
+        if self.state is ChannelState.DISABLED:
+            return
+        self.state = ChannelState.DISABLED
+        taken = list(self.taken.values())
+        if "cancel-skips-taken" in self.bugs:
+            taken = []  # BUG: forgets the packets the host holds.
+        outstanding = [*self.queue, *self.in_ring, *taken]
+        outstanding.sort(key=lambda p: p.transaction_id or 0)
+        self.queue.clear()
+        self.in_ring.clear()
+        self.taken.clear()
+        self.ring.pending_send_size = 0
+        for packet in outstanding:
+            self._complete(packet, "cancel", STATUS_CANCELLED, b"")
+
+    # -- transaction ids ----------------------------------------------------------------------
+
+    def _outstanding_ids(self) -> set[int]:
+        packets = [*self.queue, *self.in_ring, *self.taken.values()]
+        return {p.transaction_id for p in packets if p.transaction_id is not None}
+
+    def new_transaction_id(self) -> int:
+        """A u64 id unique among the channel's outstanding transactions."""
+        in_use = self._outstanding_ids()
+        candidate = self._next_transaction_id
+        while candidate in in_use:
+            candidate = candidate + 1 if candidate < U64_MAX else 1
+        self._next_transaction_id = candidate + 1 if candidate < U64_MAX else 1
+        return candidate
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def submit(self, packet: Packet) -> None:
+        """An accepted packet: written now if the channel is open, nothing waits and it fits;
+        queued otherwise (KMCL-QUEUE-FULL, KMCL-QUEUE-CLOSED)."""
+        assert packet.layout is not None
+        assert self.state is not ChannelState.DISABLED
+        if (
+            self.state is ChannelState.OPEN
+            and not self.queue
+            and self.ring.fits(packet.layout.total)
+        ):
+            self._write(packet, packet.payload_at_call)
+            return
+        packet.move("queue")
+        self.queue.append(packet)
+        self._update_pending_send_size()
+
+    def _write(self, packet: Packet, payload: bytes) -> None:
+        assert packet.layout is not None and packet.transaction_id is not None
+        self.ring.write(packet.layout.encode(packet.transaction_id, payload))
+        packet.move("write")
+        packet.late_buffer = None
+        self.in_ring.append(packet)
+
+    def pump(self) -> None:
+        """Write queued packets, in order, while the channel is open and the head fits."""
+        while self.state is ChannelState.OPEN and self.queue:
+            head = self.queue[0]
+            assert head.layout is not None
+            if not self.ring.fits(head.layout.total):
+                break
+            self.queue.popleft()
+            self._write(head, head.payload_now())
+        self._update_pending_send_size()
+
+    def _update_pending_send_size(self) -> None:
+        """Tell the reader how much room the queue's head waits for (0: nothing waits)."""
+        wanted = 0
+        if self.state is ChannelState.OPEN and self.queue:
+            head_layout = self.queue[0].layout
+            assert head_layout is not None
+            wanted = head_layout.total + TRAILER_SIZE
+        self.ring.pending_send_size = wanted
+
+    # -- host side ----------------------------------------------------------------------------
+
+    def host_take(self) -> bytes | None:
+        if self.state is ChannelState.DISABLED:
+            return None
+        data = self.ring.read()
+        if data is None:
+            return None
+        if not self.in_ring:
+            raise RingCorrupt(f"channel {self.handle}: ring had a packet nobody wrote")
+        packet = self.in_ring.popleft()
+        written_id = int.from_bytes(data[8:16], "little")
+        if written_id != packet.transaction_id:
+            raise RingCorrupt(
+                f"channel {self.handle}: ring holds transaction {written_id:#x}, expected "
+                f"{packet.transaction_id}"
+            )
+        packet.move("take")
+        self.taken[written_id] = packet
+        self.pump()
+        return data
+
+    def host_complete(self, transaction_id: int, status: int, data: bytes) -> None:
+        if self.state is ChannelState.DISABLED:
+            return  # completions after disable are ignored
+        packet = self.taken.pop(transaction_id, None)
+        if packet is None:
+            self.stray_completions += 1
+            return
+        self._complete(packet, "complete", status, data)
+
+    def _complete(self, packet: Packet, event: str, status: int, data: bytes) -> None:
+        packet.move(event)
+        packet.transaction_id = None
+        packet.layout = None
+        packet.payload_at_call = b""
+        packet.late_buffer = None
+        self.on_complete(packet.handle, status, data)
+        if "double-completion" in self.bugs:
+            self.on_complete(packet.handle, status, data)  # BUG: the routine runs twice.

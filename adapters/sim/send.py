@@ -1,0 +1,130 @@
+"""VmbPacketSendWithExternalMdl: decide, then build, then hand the packet to its channel.
+
+The order of decisions, first match wins (docs/target-behaviour.md "The send call"):
+
+1. the suite's own misuse (a value no C caller could pass: not a u32, a ``buffer_length``
+   longer than the ``bytearray``) -> ValueError, because it is the suite that is broken;
+2. the packet is queued, in flight or freed (reading A10) -> STATUS_INVALID_DEVICE_STATE;
+3. the channel is disabled -> STATUS_DEVICE_REMOVED;
+4. Flags lacks WAIT_FOR_COMPLETION (reading A4 a); bits outside 0x7 are ignored (reading A7);
+5. Buffer NULL with BufferLength > 0 (reading A14);
+6. MDL NULL with MdlOffset or MdlLength non-zero (reading A6); a malformed MDL;
+7. the sub-buffer out of bounds or of resolved length 0 (:mod:`adapters.sim.mdl`);
+8. a packet that can never fit: length8 overflow or ``total + 8 >= D`` (reading A13);
+
+4 to 8 all return STATUS_INVALID_PARAMETER (reading A8 recommends it; STATUS_BUFFER_OVERFLOW
+is a warning, not an error, so it is not used for 8). A rejected call changes nothing.
+
+An accepted call fixes the packet's layout and a copy of the payload at the call. Without
+PAGED_BUFFER it also keeps a reference to the caller's buffer: if the packet is queued, the
+payload is read again when the packet is written (reading A11 allows it; declared as the
+capability ``reads-buffer-late`` so that the suite exercises that path).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adapters.sim.channel import SENDABLE, ChannelState, Packet
+from adapters.sim.consts import (
+    FLAG_FORCE_MDL_LENGTH,
+    FLAG_PAGED_BUFFER,
+    FLAG_WAIT_FOR_COMPLETION,
+    MAX_PACKET_SIZE,
+    STATUS_DEVICE_REMOVED,
+    STATUS_INVALID_DEVICE_STATE,
+    STATUS_INVALID_PARAMETER,
+    STATUS_SUCCESS,
+    TRAILER_SIZE,
+    U32_MAX,
+)
+from adapters.sim.mdl import Rejected, resolve
+from adapters.sim.wire import PacketLayout
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The status returned, and for a rejection the reason (kept for diagnosis)."""
+
+    status: int
+    reason: str = ""
+
+
+def _u32_arg(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, not {type(value).__name__}")
+    if not 0 <= value <= U32_MAX:
+        raise ValueError(f"{name}={value} is not a UINT32")
+    return value
+
+
+def send_with_external_mdl(
+    packet: Packet,
+    buffer: bytearray | bytes | None,
+    buffer_length: int,
+    mdl: object,
+    mdl_offset: int,
+    mdl_length: int,
+    flags: int,
+    bugs: frozenset[str],
+) -> Outcome:
+    buffer_length = _u32_arg("buffer_length", buffer_length)
+    mdl_offset = _u32_arg("mdl_offset", mdl_offset)
+    mdl_length = _u32_arg("mdl_length", mdl_length)
+    flags = _u32_arg("flags", flags)
+    if buffer is not None:
+        if not isinstance(buffer, bytearray | bytes):
+            raise ValueError(f"buffer must be a bytearray or None, not {type(buffer).__name__}")
+        if buffer_length > len(buffer):
+            raise ValueError(f"buffer_length {buffer_length} exceeds the {len(buffer)}-byte buffer")
+
+    if packet.state not in SENDABLE:
+        return Outcome(STATUS_INVALID_DEVICE_STATE, f"packet is {packet.state.value} (reading A10)")
+    channel = packet.channel
+    if channel.state is ChannelState.DISABLED:
+        return Outcome(STATUS_DEVICE_REMOVED, "the channel is disabled")
+
+    try:
+        layout = _layout(buffer, buffer_length, mdl, mdl_offset, mdl_length, flags, bugs)
+    except Rejected as rejection:
+        return Outcome(STATUS_INVALID_PARAMETER, rejection.reason)
+    total = layout.total
+    if total > MAX_PACKET_SIZE or not channel.ring.can_ever_fit(total):
+        return Outcome(
+            STATUS_INVALID_PARAMETER,
+            f"a {total}-byte packet never fits (length8 max {MAX_PACKET_SIZE // 8}, ring data "
+            f"{channel.ring.data_size} bytes less the {TRAILER_SIZE}-byte trailer) (reading A13)",
+        )
+
+    payload = bytes(buffer[:buffer_length]) if buffer is not None else b""
+    paged = bool(flags & FLAG_PAGED_BUFFER) and "paged-not-copied" not in bugs
+    packet.layout = layout
+    packet.payload_at_call = payload
+    packet.late_buffer = buffer if isinstance(buffer, bytearray) and not paged else None
+    packet.transaction_id = channel.new_transaction_id()
+    channel.submit(packet)
+    return Outcome(STATUS_SUCCESS)
+
+
+def _layout(
+    buffer: bytearray | bytes | None,
+    buffer_length: int,
+    mdl: object,
+    mdl_offset: int,
+    mdl_length: int,
+    flags: int,
+    bugs: frozenset[str],
+) -> PacketLayout:
+    if not flags & FLAG_WAIT_FOR_COMPLETION and "ignore-wait-flag" not in bugs:
+        raise Rejected("Flags lacks WAIT_FOR_COMPLETION (reading A4)")
+    if buffer is None and buffer_length > 0:
+        raise Rejected(f"Buffer is NULL with BufferLength {buffer_length} (reading A14)")
+    if mdl is None:
+        if mdl_offset or mdl_length:
+            raise Rejected(
+                f"no MDL but MdlOffset {mdl_offset:#x} / MdlLength {mdl_length:#x} (reading A6)"
+            )
+        return PacketLayout(ranges=None, payload_length=buffer_length)
+    force = bool(flags & FLAG_FORCE_MDL_LENGTH)
+    ranges = resolve(mdl, mdl_offset, mdl_length, force, bugs)
+    return PacketLayout(ranges=ranges, payload_length=buffer_length)
