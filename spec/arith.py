@@ -422,6 +422,11 @@ class PacketSize(Generic[W]):
     total: W
 
 
+def round_up8(a: Arith[W, B], size: W) -> W:
+    """``size`` rounded up to the 8-byte units of data_offset8 and length8."""
+    return a.band(a.add(size, a.lit(7)), ~7 & UINT64_MAX)
+
+
 def range_bytes(a: Arith[W, B], pfn_count: W) -> W:
     """One GPA range on the wire: ``byte_count``, ``byte_offset`` and 8 bytes per PFN."""
     return a.add(a.lit(GPA_RANGE_HEADER_SIZE), a.shl(pfn_count, 3))
@@ -437,6 +442,10 @@ def packet_size(
             header,
             a.cases(term.present, lambda t=term: range_bytes(a, t.pfn_count), lambda: a.lit(0)),
         )
-    unpadded = a.add(header, buffer_length)
-    total = a.band(a.add(unpadded, a.lit(7)), ~7 & UINT64_MAX)
-    return PacketSize(data_offset=header, total=total)
+    return PacketSize(data_offset=header, total=round_up8(a, a.add(header, buffer_length)))
+
+
+def inband_packet_size(a: Arith[W, B], buffer_length: W) -> PacketSize[W]:
+    """An in-band packet (type 6): the descriptor, then the payload padded to 8 bytes."""
+    header = a.lit(PACKET_DESCRIPTOR_SIZE)
+    return PacketSize(data_offset=header, total=round_up8(a, a.add(header, buffer_length)))

@@ -1,0 +1,105 @@
+"""Readings of the ambiguous sentences, and profiles that choose among them.
+
+Each ambiguity A1-A14 of reference §5 is a requirement of kind ``reading`` in the catalog
+(``READ-A1`` ... ``READ-A14``), with its options, the default the spec takes and the argument
+for it. A :class:`Profile` picks one option per reading. The default profile takes every
+default; the named profiles in :data:`PROFILES` switch single readings so that a target that
+follows another reading can be identified and still checked. A profile can also be written as
+``NAME+A4=c+A8=exact`` (see :func:`parse_profile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from spec.arith import ArithReadings, ForcedBound, ZeroLength
+from spec.catalog import CATALOG
+from spec.errors import InvalidValue
+
+READING_IDS: tuple[str, ...] = tuple(f"A{n}" for n in range(1, 15))
+
+
+def _defaults() -> dict[str, str]:
+    return {key: CATALOG.reading(key).default for key in READING_IDS}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One option for each reading A1-A14; validated against the catalog."""
+
+    name: str
+    choices: Mapping[str, str] = field(default_factory=_defaults)
+
+    def __post_init__(self) -> None:
+        merged = _defaults()
+        for key, option in self.choices.items():
+            if key not in merged:
+                raise InvalidValue(f"unknown reading {key!r}; readings are A1..A14")
+            options = CATALOG.reading(key).options
+            if option not in options:
+                raise InvalidValue(
+                    f"reading {key} has no option {option!r}; options: {', '.join(options)}"
+                )
+            merged[key] = option
+        object.__setattr__(self, "choices", MappingProxyType(merged))
+
+    @classmethod
+    def default(cls) -> Profile:
+        return cls("default")
+
+    def with_choice(self, reading: str, option: str) -> Profile:
+        name = f"{self.name}+{reading}={option}"
+        return Profile(name, {**self.choices, reading: option})
+
+    def __getitem__(self, reading: str) -> str:
+        return self.choices[reading]
+
+    def differs_from_default(self) -> dict[str, str]:
+        defaults = _defaults()
+        return {k: v for k, v in self.choices.items() if defaults[k] != v}
+
+    @property
+    def arith(self) -> ArithReadings:
+        """The readings that change arithmetic, in the form ``spec.arith`` takes."""
+        return ArithReadings(
+            zero_length=ZeroLength(self.choices["A1"]),
+            forced_bound=ForcedBound(self.choices["A3"]),
+        )
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "readings": dict(self.choices)}
+
+
+#: Named profiles: the default and one switch each for the readings a real target may take.
+PROFILES: Mapping[str, Profile] = MappingProxyType(
+    {
+        "default": Profile("default"),
+        "exact-status": Profile("exact-status", {"A8": "exact"}),
+        "flags-ignored": Profile("flags-ignored", {"A7": "ignore"}),
+        "flags-rejected": Profile("flags-rejected", {"A7": "reject"}),
+        "wait-caller-rule": Profile("wait-caller-rule", {"A4": "b"}),
+        "wait-implicit": Profile("wait-implicit", {"A4": "c"}),
+        "zero-length-first-mdl": Profile("zero-length-first-mdl", {"A1": "d"}),
+        "zero-length-offset-zero": Profile("zero-length-offset-zero", {"A1": "c"}),
+        "chain-first-mdl": Profile("chain-first-mdl", {"A5": "c"}),
+        "force-clamp": Profile("force-clamp", {"A3": "c"}),
+        "buffer-at-call": Profile("buffer-at-call", {"A11": "at-call"}),
+        "unsafe-force-bytecount": Profile("unsafe-force-bytecount", {"A3": "b"}),
+    }
+)
+
+
+def parse_profile(text: str) -> Profile:
+    """``default``, a name from :data:`PROFILES`, or ``NAME+A4=c+A8=exact``."""
+    name, *overrides = text.strip().split("+")
+    if name not in PROFILES:
+        raise InvalidValue(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")
+    profile = PROFILES[name]
+    for override in overrides:
+        reading, sep, option = override.partition("=")
+        if not sep:
+            raise InvalidValue(f"profile override {override!r} is not of the form A4=c")
+        profile = profile.with_choice(reading.strip(), option.strip())
+    return profile
