@@ -334,5 +334,5 @@ def test_ranges_cover_exactly_the_sub_buffer_one_per_mdl(
         base += byte_count
     assert len(got.ranges) == len(touched)
     for (count, page_offset, pfns), index in zip(got.ranges, touched, strict=True):
-        assert 0 < count and page_offset < 0x1000
+        assert count > 0 and page_offset < 0x1000
         assert set(pfns) <= set(chain[index][2])
