@@ -1,0 +1,145 @@
+"""The :class:`~spec.arith.Arith` protocol over 64-bit Z3 bit-vectors, with "no wrap" obligations.
+
+Theory of operation
+-------------------
+``PyArith`` raises when an add, subtract or shift leaves 64 bits; a bit-vector would wrap
+silently instead. So :class:`Z3Arith` records, for every ``add``, ``sub`` and ``shl`` it builds,
+the condition under which that operation is exact, guarded by the *path condition*: the
+conjunction of the :meth:`Z3Arith.cases` conditions under which the operation is evaluated at
+all. ``PyArith`` evaluates only the branch it takes, so an obligation outside the taken branch
+must not count; the guard makes the Z3 obligation exactly as strong as the ``PyArith`` check.
+Property P5 proves the conjunction of all recorded obligations.
+
+Inputs enter as 32-bit (or narrower) variables zero-extended to the 64-bit word
+(:meth:`Z3Arith.uint`), so the domain constraint "UINT32" is built into the variable and needs
+no assumption.
+
+z3 ships no type hints, so ``Word`` and ``Bool`` are aliases of its (untyped) classes; the
+protocol's type variables are bound to them here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import z3
+
+from spec.arith import WORD_BITS
+from spec.constants import UINT64_MAX
+
+Word = z3.BitVecRef
+Bool = z3.BoolRef
+
+
+@dataclass(frozen=True)
+class Obligation:
+    """``guard -> exact``: the operation ``what`` does not wrap where it is evaluated."""
+
+    what: str
+    guard: Bool
+    exact: Bool
+
+    def as_bool(self) -> Bool:
+        return z3.Implies(self.guard, self.exact)
+
+
+class Z3Arith:
+    """:class:`~spec.arith.Arith` over ``BitVec(64)``; records an obligation per add/sub/shl.
+
+    ``ctx`` is the Z3 context the expressions live in (the default context unless given), so
+    a property can be built and solved in a context of its own.
+    """
+
+    def __init__(self, ctx: z3.Context | None = None) -> None:
+        self.ctx = ctx if ctx is not None else z3.main_ctx()
+        self._path: list[Bool] = []
+        self.obligations: list[Obligation] = []
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def uint(self, name: str, bits: int = 32) -> Word:
+        """A fresh unsigned input of ``bits`` bits, zero-extended to the 64-bit word."""
+        var = z3.BitVec(name, bits, self.ctx)
+        return z3.ZeroExt(WORD_BITS - bits, var) if bits < WORD_BITS else var
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    def lit(self, value: int) -> Word:
+        if not 0 <= value <= UINT64_MAX:
+            raise ValueError(f"constant {value} is not a 64-bit unsigned word")
+        return z3.BitVecVal(value, WORD_BITS, self.ctx)
+
+    def _guard(self) -> Bool:
+        return z3.And(*self._path) if self._path else z3.BoolVal(True, self.ctx)
+
+    def _oblige(self, what: str, exact: Bool) -> None:
+        self.obligations.append(Obligation(what, self._guard(), exact))
+
+    def add(self, a: Word, b: Word) -> Word:
+        self._oblige("add", z3.BVAddNoOverflow(a, b, False))
+        return a + b
+
+    def sub(self, a: Word, b: Word) -> Word:
+        self._oblige("sub", z3.ULE(b, a))
+        return a - b
+
+    def shl(self, a: Word, bits: int) -> Word:
+        if not 0 <= bits < WORD_BITS:
+            raise ValueError(f"shift by {bits} is not below {WORD_BITS}")
+        if bits:
+            lost = z3.Extract(WORD_BITS - 1, WORD_BITS - bits, a)
+            self._oblige("shl", lost == z3.BitVecVal(0, bits, self.ctx))
+        return a << bits
+
+    def shr(self, a: Word, bits: int) -> Word:
+        return z3.LShR(a, bits)
+
+    def band(self, a: Word, mask: int) -> Word:
+        return a & self.lit(mask & UINT64_MAX)
+
+    def ult(self, a: Word, b: Word) -> Bool:
+        return z3.ULT(a, b)
+
+    def ule(self, a: Word, b: Word) -> Bool:
+        return z3.ULE(a, b)
+
+    def eq(self, a: Word, b: Word) -> Bool:
+        return a == b
+
+    def all_of(self, *conds: Bool) -> Bool:
+        if not conds:
+            return z3.BoolVal(True, self.ctx)
+        return conds[0] if len(conds) == 1 else z3.And(*conds)
+
+    def any_of(self, *conds: Bool) -> Bool:
+        if not conds:
+            return z3.BoolVal(False, self.ctx)
+        return conds[0] if len(conds) == 1 else z3.Or(*conds)
+
+    def not_(self, cond: Bool) -> Bool:
+        return z3.Not(cond)
+
+    def cases(self, cond: Bool, then: Callable[[], Word], otherwise: Callable[[], Word]) -> Word:
+        with self.assuming(cond):
+            taken = then()
+        with self.assuming(z3.Not(cond)):
+            other = otherwise()
+        return z3.If(cond, taken, other)
+
+    # -- obligations ----------------------------------------------------------------------
+
+    @contextmanager
+    def assuming(self, cond: Bool) -> Iterator[None]:
+        """Evaluate the body under ``cond``: its obligations are guarded by it."""
+        self._path.append(cond)
+        try:
+            yield
+        finally:
+            self._path.pop()
+
+    def no_wrap(self) -> Bool:
+        """The conjunction of every obligation recorded so far."""
+        return self.all_of(*(o.as_bool() for o in self.obligations))
+
