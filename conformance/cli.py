@@ -1,0 +1,110 @@
+"""The ``vmbspec`` command line.
+
+Each subcommand lives in a module with ``add_parser(subparsers)`` (which sets ``func``) so the
+front door stays small. A user mistake (a bad option value, a missing file) ends in a one-line
+message and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from spec.catalog import CATALOG, KINDS
+from spec.errors import SpecError
+from spec.readings import PROFILES
+
+
+class UsageError(Exception):
+    """A mistake in how vmbspec was called; printed as one line, exit status 2."""
+
+
+def _requirements(args: argparse.Namespace) -> int:
+    entries = [r for r in CATALOG.requirements.values() if args.kind in (None, r.kind)]
+    if args.json:
+        document = {
+            "requirements": [r.as_json() for r in entries],
+            "seed": [
+                {
+                    "sentence": s.sentence,
+                    "covered_by": list(s.covered_by),
+                    "informational": s.informational,
+                }
+                for s in CATALOG.seed
+            ],
+        }
+        json.dump(document, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    width = max(len(r.id) for r in entries) if entries else 0
+    for requirement in entries:
+        print(f"{requirement.id:<{width}}  {requirement.kind:<8}  {requirement.text}")
+        if requirement.kind == "reading":
+            for option, meaning in (requirement.options or {}).items():
+                mark = "*" if option == requirement.default else " "
+                print(f"{'':<{width}}  {'':<8}  {mark} ({option}) {meaning}")
+    print(f"\n{len(entries)} requirements; * marks the default reading")
+    return 0
+
+
+def _profiles(args: argparse.Namespace) -> int:
+    if args.json:
+        json.dump([p.as_json() for p in PROFILES.values()], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for name, profile in PROFILES.items():
+        changes = profile.differs_from_default()
+        what = ", ".join(f"{k}={v}" for k, v in changes.items()) or "every default reading"
+        print(f"{name:<26} {what}")
+    print("\nCombine: --profile NAME+A4=c+A8=exact (see `vmbspec requirements --kind reading`)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmbspec",
+        description="Executable specification and conformance suite for "
+        "VmbPacketSendWithExternalMdl.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    requirements = sub.add_parser(
+        "requirements", help="list the requirement catalog (seed rules, facts, readings)"
+    )
+    requirements.add_argument("--json", action="store_true", help="machine-readable output")
+    requirements.add_argument("--kind", choices=KINDS, help="only requirements of this kind")
+    requirements.set_defaults(func=_requirements)
+
+    profiles = sub.add_parser("profiles", help="list the named profiles of readings")
+    profiles.add_argument("--json", action="store_true", help="machine-readable output")
+    profiles.set_defaults(func=_profiles)
+
+    for module in _subcommand_modules():
+        module.add_parser(sub)
+    return parser
+
+
+def _subcommand_modules() -> list[Any]:
+    return []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.func(args)
+    except (UsageError, SpecError, OSError) as error:
+        print(f"vmbspec {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vmbspec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
