@@ -328,7 +328,7 @@ def _decode_ranges(data: bytes, range_count: int, end: int) -> tuple[tuple[GpaRa
     ranges: list[GpaRange] = []
     for index in range(range_count):
         if end - position < GPA_RANGE_HEADER_SIZE:
-            # WIRE-LAYOUT: the range header itself must lie before the payload.
+            # WIRE-LAYOUT: range_count ranges, headers included, lie before the payload.
             raise WireRuleError(
                 "WIRE-LAYOUT", f"range {index} of {range_count} starts past data_offset {end}"
             )
@@ -409,22 +409,24 @@ def decode_packet(data: bytes) -> DecodedPacket:
         if range_count == 0:
             # WIRE-LAYOUT: a send without external data is in-band (A6); 0 bytes is rejected (A9).
             raise WireRuleError("WIRE-LAYOUT", "a GPA direct packet with range_count 0")
-        room = data_offset - _GPA_HEADER_END
-        if range_count > room // _MIN_RANGE_BYTES:
-            # WIRE-LAYOUT: each range takes at least 16 bytes; checked before looping.
-            raise WireRuleError(
-                "WIRE-LAYOUT",
-                f"range_count {range_count} does not fit in the {room} bytes before data_offset",
-            )
+        # A huge range_count cannot make this loop long: every range consumes at least
+        # _MIN_RANGE_BYTES of the space before data_offset or raises.
         ranges, header_end = _decode_ranges(data, range_count, data_offset)
     if data_offset != header_end:
-        # WIRE-LAYOUT: the payload follows the header (type 6) or the last range (type 9)
-        # directly. For type 9, bytes left over here are what an extra PFN appended to the last
-        # range looks like (WIRE-PFN-COUNT, Linux storvsc "Don't pass unused PFNs").
+        if packet_type is PacketType.DATA_INBAND:
+            # WIRE-LAYOUT: an in-band payload starts right after the 16-byte descriptor.
+            raise WireRuleError(
+                "WIRE-LAYOUT",
+                f"an in-band packet has data_offset {data_offset}, not {PACKET_DESCRIPTOR_SIZE}",
+            )
+        # WIRE-PFN-COUNT: the payload follows the last range directly (WIRE-LAYOUT), so 8-byte
+        # words left between them are what unused PFNs appended to the last range look like
+        # (Linux storvsc "Don't pass unused PFNs"), or a range that range_count does not count.
         raise WireRuleError(
-            "WIRE-LAYOUT",
-            f"data_offset {data_offset} is not the end of the header and ranges ({header_end}); "
-            f"{data_offset - header_end} bytes unaccounted for (extra PFNs? WIRE-PFN-COUNT)",
+            "WIRE-PFN-COUNT",
+            f"{data_offset - header_end} bytes between the end of the last range ({header_end}) "
+            f"and data_offset {data_offset}: unused PFNs, or ranges not in range_count "
+            "(WIRE-LAYOUT)",
         )
     return DecodedPacket(
         type=packet_type,
@@ -641,8 +643,8 @@ def encode_ring(
         used += len(packet) + RING_TRAILER_SIZE
         if used >= data_size:
             raise InvalidValue(
-                f"packets and trailers take {used} bytes; a ring of {data_size} holds "
-                f"at most {data_size - 8}"
+                f"[RING-NEVER-FULL] packets and trailers take {used} bytes; a ring of "
+                f"{data_size} holds at most {data_size - 8}"
             )
         start = position
         for chunk in (packet, encode_trailer(start)):
