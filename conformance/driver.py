@@ -1,0 +1,661 @@
+"""The driver: performs one step on a target and checks it against the spec.
+
+Theory of operation
+-------------------
+A *step* is a small JSON-able dict (``{"op": "send", "packet": 0, ...}``); a run, a case and a
+replay file are lists of steps, so any failure can be replayed on any target. The
+:class:`Driver` keeps the suite's model of the world, the oracle's side: per channel its
+lifecycle state, the packets it has written to the ring and not yet handed to the host, its FIFO
+queue and the transactions the host has taken; per packet its lifecycle state and what its
+accepted send must look like on the wire. The model's moves come from ``spec.lifecycle`` and its
+verdicts from ``spec.rules.evaluate_send``: the driver never decides what is correct, it only
+keeps track of where things are, so it can ask the spec.
+
+After every step the driver checks what the target did:
+
+* the status a send returned is one the verdict allows; a rejected call emitted nothing
+  (the ring did not change) and left the packet usable;
+* a packet the host takes decodes strictly (``spec.wire``) and carries exactly the predicted
+  ranges, flags and payload, in the FIFO order the model predicts;
+* completion-routine calls: exactly one per accepted send, after its completion and with the
+  host's status and bytes; none for a rejected send; exactly one per outstanding packet, with a
+  failure status, when the channel is disabled;
+* with the ``ring-bytes`` capability, the raw ring decodes and holds as many packets as the
+  model says.
+
+A mismatch raises :class:`ConformanceFailure` naming the requirement IDs it breaks. The
+evidence (which requirements each step exercised, lifecycle transitions visited, flag
+combinations and boundary classes hit) goes to an :class:`Evidence` collector for the report.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spec import wire
+from spec.call import SendCall
+from spec.constants import (
+    NT_ERROR,
+    RING_TRAILER_SIZE,
+    NtStatus,
+    SendFlags,
+    status_name,
+)
+from spec.errors import InvalidValue, WireFormatError
+from spec.lifecycle import (
+    ChannelEvent,
+    ChannelState,
+    PacketEvent,
+    PacketState,
+    step_channel,
+    step_packet,
+)
+from spec.mdl import MdlChain, MdlSegment
+from spec.readings import Profile
+from spec.rules import Accepted, Disposition, Rejected, SendContext, evaluate_send
+
+Step = dict[str, Any]
+
+#: Statuses READ-A12 allows for a packet outstanding when its channel closes (default reading).
+SHUTDOWN_STATUSES = frozenset({NtStatus.STATUS_CANCELLED, NtStatus.STATUS_DEVICE_REMOVED})
+
+
+class ConformanceFailure(AssertionError):
+    """The target did something the spec does not allow."""
+
+    def __init__(self, requirements: Iterable[str], message: str) -> None:
+        self.requirements = tuple(dict.fromkeys(requirements))
+        self.message = message
+        super().__init__(f"[{', '.join(self.requirements)}] {message}")
+
+
+class StepError(ValueError):
+    """A step that cannot be performed as written (a malformed replay file, say)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Evidence:
+    """What a run exercised, per requirement and per coverage class."""
+
+    steps: collections.Counter[str] = field(default_factory=collections.Counter)
+    cases: collections.Counter[str] = field(default_factory=collections.Counter)
+    transitions: collections.Counter[str] = field(default_factory=collections.Counter)
+    flag_combinations: collections.Counter[str] = field(default_factory=collections.Counter)
+    boundaries: collections.Counter[str] = field(default_factory=collections.Counter)
+    outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    total_steps: int = 0
+    _case: set[str] = field(default_factory=set)
+
+    def exercised(self, requirements: Iterable[str]) -> None:
+        for requirement in requirements:
+            self.steps[requirement] += 1
+            self._case.add(requirement)
+
+    def end_case(self) -> None:
+        for requirement in self._case:
+            self.cases[requirement] += 1
+        self._case.clear()
+
+    def merge(self, other: Evidence) -> None:
+        for name in ("steps", "cases", "transitions", "flag_combinations", "boundaries",
+                     "outcomes"):
+            getattr(self, name).update(getattr(other, name))
+        self.total_steps += other.total_steps
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PacketModel:
+    index: int
+    handle: int
+    channel: int
+    state: PacketState = PacketState.IDLE
+    expected: Accepted | None = None
+    buffer: bytearray | None = None
+    #: The buffer's bytes when the packet left the queue (READ-A11), if it was queued.
+    written_bytes: bytes | None = None
+    transaction_id: int | None = None
+    #: A completion the model expects from the host's completion (status, data).
+    held: bool = False
+
+
+@dataclass
+class ChannelModel:
+    index: int
+    handle: int
+    data_size: int
+    state: ChannelState = ChannelState.NOT_OPEN
+    #: Packets written to the ring and not yet taken by the host, oldest first, with sizes.
+    ring: collections.deque[tuple[int, int]] = field(default_factory=collections.deque)
+    queue: collections.deque[int] = field(default_factory=collections.deque)
+    #: transaction id -> packet index, for packets the host has taken and not completed.
+    taken: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def used(self) -> int:
+        return sum(total + RING_TRAILER_SIZE for _, total in self.ring)
+
+    @property
+    def free(self) -> int:
+        return self.data_size - self.used
+
+
+def _hex(data: bytes) -> str:
+    return data.hex()
+
+
+def chain_from_json(value: Any) -> MdlChain | None:
+    """An MDL chain from a step's ``mdl`` field: ``[[byte_offset, byte_count, [pfn, ...]], ...]``."""
+    if value is None:
+        return None
+    try:
+        return MdlChain(tuple(MdlSegment(int(bo), int(bc), tuple(int(p) for p in pfns))
+                              for bo, bc, pfns in value))
+    except (TypeError, ValueError) as error:
+        raise StepError(f"bad MDL chain in step: {error}") from error
+
+
+def chain_to_json(chain: MdlChain | None) -> Any:
+    if chain is None:
+        return None
+    return [[s.byte_offset, s.byte_count, list(s.pfns)] for s in chain.segments]
+
+
+class Driver:
+    """Performs steps on one target, keeping the model and checking each result."""
+
+    def __init__(self, target: Any, profile: Profile, evidence: Evidence | None = None) -> None:
+        self.target = target
+        self.profile = profile
+        self.evidence = evidence if evidence is not None else Evidence()
+        self.channels: list[ChannelModel] = []
+        self.packets: list[PacketModel] = []
+        self.capabilities: frozenset[str] = frozenset(getattr(target, "capabilities", ()))
+        self.log: list[Step] = []
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _packet(self, index: Any) -> PacketModel:
+        if not isinstance(index, int) or not 0 <= index < len(self.packets):
+            raise StepError(f"no packet {index!r} (allocated: {len(self.packets)})")
+        return self.packets[index]
+
+    def _channel(self, index: Any) -> ChannelModel:
+        if not isinstance(index, int) or not 0 <= index < len(self.channels):
+            raise StepError(f"no channel {index!r} (created: {len(self.channels)})")
+        return self.channels[index]
+
+    def _move_packet(self, packet: PacketModel, event: PacketEvent) -> None:
+        move = step_packet(packet.state, event)
+        self.evidence.transitions[f"packet:{packet.state.value}--{event.value}"] += 1
+        self.evidence.exercised(move.requirements)
+        packet.state = move.target
+
+    def _move_channel(self, channel: ChannelModel, event: ChannelEvent) -> None:
+        move = step_channel(channel.state, event)
+        self.evidence.transitions[f"channel:{channel.state.value}--{event.value}"] += 1
+        self.evidence.exercised(move.requirements)
+        channel.state = move.target
+
+    def sendable(self, packet: PacketModel) -> bool:
+        return packet.state in (PacketState.IDLE, PacketState.COMPLETED)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def execute(self, step: Step) -> None:
+        """Perform ``step`` on the target and check the result."""
+        op = step.get("op")
+        handler = _HANDLERS.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise StepError(f"unknown step op {op!r}; ops: {', '.join(_HANDLERS)}")
+        self.log.append(step)
+        self.evidence.total_steps += 1
+        handler(self, step)
+        self._check_ring()
+
+    def _create_channel(self, step: Step) -> None:
+        size = step.get("ring_data_size")
+        if not isinstance(size, int) or size < 4096 or size % 4096:
+            raise StepError(f"ring_data_size must be a positive multiple of 4096, not {size!r}")
+        handle = self.target.create_channel(size)
+        self.channels.append(ChannelModel(len(self.channels), handle, size))
+
+    def _open(self, step: Step) -> None:
+        channel = self._channel(step.get("channel"))
+        self._move_channel(channel, ChannelEvent.OPEN)
+        self.target.open_channel(channel.handle)
+        self._flush(channel)
+        self._expect_completions({})
+
+    def _disable(self, step: Step) -> None:
+        channel = self._channel(step.get("channel"))
+        self._move_channel(channel, ChannelEvent.DISABLE)
+        self.target.disable_channel(channel.handle)
+        outstanding = [
+            p for p in self.packets
+            if p.channel == channel.index and p.state in (PacketState.QUEUED, PacketState.IN_RING)
+        ]
+        calls = self.target.completions()
+        self._check_cancellations(outstanding, calls)
+        for packet in outstanding:
+            self._move_packet(packet, PacketEvent.CANCEL)
+            packet.expected = None
+            packet.held = False
+        channel.ring.clear()
+        channel.queue.clear()
+        channel.taken.clear()
+
+    def _check_cancellations(
+        self, outstanding: list[PacketModel], calls: list[tuple[int, int, bytes]]
+    ) -> None:
+        # READ-A12: exactly one completion-routine call per outstanding packet, failure status.
+        ids = ("READ-A12", "SEED-WAIT")
+        expected = {p.handle: p for p in outstanding}
+        seen: set[int] = set()
+        for handle, status, _data in calls:
+            if handle not in expected:
+                raise ConformanceFailure(
+                    ids, f"disable called the completion routine of packet {handle}, which "
+                    "was not outstanding",
+                )
+            if handle in seen:
+                raise ConformanceFailure(
+                    ids, f"disable called the completion routine of packet {handle} twice"
+                )
+            seen.add(handle)
+            allowed = SHUTDOWN_STATUSES if self.profile["A12"] == "cancel" else None
+            if (allowed is not None and status not in allowed) or not NT_ERROR(status):
+                raise ConformanceFailure(
+                    ids, f"packet {handle} was cancelled with {status_name(status)}; "
+                    "expected STATUS_CANCELLED or STATUS_DEVICE_REMOVED",
+                )
+        missing = [h for h in expected if h not in seen]
+        if missing:
+            raise ConformanceFailure(
+                ids, f"disable left packets {missing} without a completion-routine call"
+            )
+        if outstanding:
+            self.evidence.exercised(ids)
+
+    def _allocate(self, step: Step) -> None:
+        channel = self._channel(step.get("channel"))
+        handle = self.target.allocate_packet(channel.handle)
+        if handle is None:
+            raise ConformanceFailure(
+                ("KMCL-NO-RESOURCE-FAILURE",), "VmbPacketAllocate returned NULL"
+            )
+        self.packets.append(PacketModel(len(self.packets), handle, channel.index))
+
+    def _free(self, step: Step) -> None:
+        packet = self._packet(step.get("packet"))
+        self._move_packet(packet, PacketEvent.FREE)
+        self.target.free_packet(packet.handle)
+        self._expect_completions({})
+
+    def _mutate_buffer(self, step: Step) -> None:
+        # The caller owns the buffer: change it after the call to see when the target read it.
+        packet = self._packet(step.get("packet"))
+        if packet.buffer is not None:
+            for i in range(len(packet.buffer)):
+                packet.buffer[i] ^= 0xA5
+
+    def _send(self, step: Step) -> None:
+        packet = self._packet(step.get("packet"))
+        channel = self.channels[packet.channel]
+        buffer_hex = step.get("buffer")
+        try:
+            buffer_bytes = None if buffer_hex is None else bytes.fromhex(buffer_hex)
+            call = SendCall(
+                buffer=buffer_bytes,
+                buffer_length=int(step.get("buffer_length", 0)),
+                mdl=chain_from_json(step.get("mdl")),
+                mdl_offset=int(step.get("mdl_offset", 0)),
+                mdl_length=int(step.get("mdl_length", 0)),
+                flags=int(step.get("flags", 0)),
+            )
+        except (TypeError, ValueError, InvalidValue) as error:
+            raise StepError(f"bad send step: {error}") from error
+        context = SendContext(
+            packet=packet.state,
+            channel=channel.state,
+            ring_data_size=channel.data_size,
+            ring_free=channel.free,
+            queue_empty=not channel.queue,
+        )
+        verdict = evaluate_send(call, context, self.profile)
+        self._note_send(call, verdict.accepted)
+        rejected = verdict.rejected
+        if rejected is not None and rejected.contract_violation and (
+            "robust-contract-violations" not in self.capabilities
+        ):
+            raise StepError("this target does not declare robust-contract-violations")
+        buffer = None if buffer_bytes is None else bytearray(buffer_bytes)
+        ring_before = len(channel.ring)
+        status = self.target.send_with_external_mdl(
+            packet.handle,
+            buffer,
+            call.buffer_length,
+            None if call.mdl is None else call.mdl.as_tuples(),
+            call.mdl_offset,
+            call.mdl_length,
+            call.flags,
+        )
+        outcome = verdict.outcome_for(status)
+        if outcome is None:
+            ids = verdict.requirements if verdict.accepted else ("SEED-RETURN", "READ-A8")
+            raise ConformanceFailure(
+                ids or ("SEED-RETURN",),
+                f"{call.describe()} returned {status_name(status)}; allowed: {verdict.describe()}",
+            )
+        self.evidence.outcomes["accepted" if isinstance(outcome, Accepted) else "rejected"] += 1
+        self.evidence.exercised(outcome.requirements)
+        if isinstance(outcome, Rejected):
+            # A rejected call emits nothing and leaves the packet as it was (SEED-RETURN).
+            self._expect_completions({})
+            if len(channel.ring) != ring_before:
+                raise AssertionError("model changed on a rejected call")
+            self._check_nothing_emitted(channel, outcome.violated)
+            return
+        packet.expected = outcome
+        packet.buffer = buffer
+        packet.written_bytes = None
+        if outcome.disposition is Disposition.RING:
+            self._move_packet(packet, PacketEvent.SEND_TO_RING)
+            channel.ring.append((packet.index, outcome.total))
+            packet.written_bytes = bytes(buffer) if buffer is not None else b""
+        else:
+            self._move_packet(packet, PacketEvent.SEND_QUEUED)
+            if outcome.disposition is Disposition.HELD:
+                packet.held = True
+            else:
+                channel.queue.append(packet.index)
+        if not outcome.waits_for_completion and outcome.disposition is Disposition.RING:
+            self._complete_without_wait(packet)
+        else:
+            self._expect_completions({})
+
+    def _complete_without_wait(self, packet: PacketModel) -> None:
+        # READ-A4 (b): without WAIT_FOR_COMPLETION the transaction completes once in the ring.
+        calls = self.target.completions()
+        if len(calls) != 1 or calls[0][0] != packet.handle or not _success(calls[0][1]):
+            raise ConformanceFailure(
+                ("READ-A4", "SEED-WAIT"),
+                f"a send without WAIT_FOR_COMPLETION should complete once in the ring; "
+                f"completion calls were {calls}",
+            )
+        self._move_packet(packet, PacketEvent.COMPLETE)
+
+    def _check_nothing_emitted(self, channel: ChannelModel, violated: tuple[str, ...]) -> None:
+        if "ring-bytes" not in self.capabilities or channel.state is ChannelState.DISABLED:
+            return
+        contents = self._read_ring(channel)
+        if len(contents.entries) != len(channel.ring):
+            raise ConformanceFailure(
+                (*violated, "SEED-RETURN"),
+                f"a rejected call changed the ring: {len(contents.entries)} packets in it, "
+                f"{len(channel.ring)} expected",
+            )
+
+    def _note_send(self, call: SendCall, accepted: Accepted | None) -> None:
+        names = [f.name for f in SendFlags if call.flags & f] or ["none"]
+        if call.flags & ~0x7:
+            names.append("unknown-bits")
+        self.evidence.flag_combinations["|".join(names)] += 1
+        if call.mdl is None:
+            self.evidence.boundaries["mdl:null"] += 1
+            return
+        total = call.mdl.byte_count
+        end = call.mdl_offset + call.mdl_length
+        if call.mdl_length == 0:
+            self.evidence.boundaries["length:zero"] += 1
+        if end > 0xFFFF_FFFF:
+            self.evidence.boundaries["offset+length:wraps-32-bits"] += 1
+        if call.flags & SendFlags.FORCE_MDL_LENGTH:
+            first = call.mdl.first
+            bound = ((first.byte_offset + first.byte_count + 0xFFF) & ~0xFFF) - first.byte_offset
+            name = "force-bound"
+        else:
+            bound, name = total, "chain-bound"
+        if call.mdl_length:
+            where = "at" if end == bound else "inside" if end < bound else "outside"
+            self.evidence.boundaries[f"{name}:{where}"] += 1
+        if len(call.mdl.segments) > 1:
+            self.evidence.boundaries["chain:multiple-mdls"] += 1
+        if any(s.byte_offset == 0xFFF for s in call.mdl.segments):
+            self.evidence.boundaries["byte-offset:0xfff"] += 1
+
+    def _flush(self, channel: ChannelModel) -> None:
+        # KMCL-QUEUE-FULL / KMCL-QUEUE-CLOSED: queued packets are written in FIFO order as soon
+        # as the channel is open and they fit.
+        if channel.state is not ChannelState.OPEN:
+            return
+        while channel.queue:
+            packet = self.packets[channel.queue[0]]
+            assert packet.expected is not None
+            if packet.expected.total + RING_TRAILER_SIZE >= channel.free:
+                break
+            channel.queue.popleft()
+            channel.ring.append((packet.index, packet.expected.total))
+            packet.written_bytes = bytes(packet.buffer) if packet.buffer is not None else b""
+            self._move_packet(packet, PacketEvent.WRITTEN)
+
+    def _host_take(self, step: Step) -> None:
+        channel = self._channel(step.get("channel"))
+        data = self.target.host_take_packet(channel.handle)
+        if not channel.ring or channel.state is ChannelState.DISABLED:
+            if data is not None:
+                raise ConformanceFailure(
+                    ("KMCL-QUEUE-CLOSED", "KMCL-QUEUE-FULL", "SEED-RETURN"),
+                    f"the host found a packet ({len(data)} bytes) where none was expected",
+                )
+            self._expect_completions({})
+            return
+        if data is None:
+            index, _ = channel.ring[0]
+            raise ConformanceFailure(
+                ("SEED-SEND", "KMCL-QUEUE-FULL"),
+                f"packet {index} should be in the ring, but the host found the ring empty",
+            )
+        index, _total = channel.ring.popleft()
+        packet = self.packets[index]
+        self._check_packet(packet, bytes(data), channel)
+        self._flush(channel)
+        self._expect_completions({})
+
+    def _check_packet(self, packet: PacketModel, data: bytes, channel: ChannelModel) -> None:
+        expected = packet.expected
+        assert expected is not None
+        try:
+            decoded = wire.decode_packet(data)
+        except WireFormatError as error:
+            requirement = getattr(error, "requirement", "WIRE-LAYOUT")
+            raise ConformanceFailure((requirement, "WIRE-LAYOUT"), str(error)) from error
+        where = f"packet {packet.index}"
+        if decoded.type != expected.packet_type:
+            raise ConformanceFailure(
+                ("WIRE-LAYOUT", "READ-A6"),
+                f"{where} has type {decoded.type}, expected {expected.packet_type}",
+            )
+        if (
+            expected.completion_requested is not None
+            and decoded.completion_requested != expected.completion_requested
+        ):
+            raise ConformanceFailure(
+                ("WIRE-FLAGS", "SEED-WAIT"),
+                f"{where}: completion requested is {decoded.completion_requested}",
+            )
+        actual = [(r.byte_count, r.byte_offset, tuple(r.pfns)) for r in decoded.ranges]
+        wanted = [(r.byte_count, r.byte_offset, r.pfns) for r in expected.ranges]
+        if actual != wanted:
+            raise ConformanceFailure(
+                _range_requirements(expected),
+                f"{where} carries ranges {_show_ranges(actual)}, expected {_show_ranges(wanted)}",
+            )
+        if decoded.data_offset != expected.data_offset or decoded.total_size != expected.total:
+            raise ConformanceFailure(
+                ("WIRE-LAYOUT", "WIRE-LENGTH8"),
+                f"{where}: data_offset {decoded.data_offset} / length {decoded.total_size}, "
+                f"expected {expected.data_offset} / {expected.total}",
+            )
+        try:
+            payload = decoded.payload(len(expected.payload))
+        except WireFormatError as error:
+            raise ConformanceFailure(("WIRE-LAYOUT", "SEED-BUFFER"), str(error)) from error
+        allowed = [expected.payload]
+        if expected.payload_may_be_late and packet.written_bytes is not None:
+            allowed.append(packet.written_bytes)
+        if payload not in allowed:
+            ids = ("SEED-BUFFER", "SEED-BUFFERLENGTH")
+            if packet.buffer is not None and payload == bytes(packet.buffer):
+                ids = ("SEED-PAGED", "READ-A11", "SEED-BUFFER")
+            raise ConformanceFailure(
+                ids, f"{where}: in-line payload {payload[:16].hex()}… is not the caller's "
+                f"buffer as it was at the call ({expected.payload[:16].hex()}…)",
+            )
+        if decoded.transaction_id in channel.taken:
+            raise ConformanceFailure(
+                ("KMCL-COMPLETION",),
+                f"{where} reuses transaction id {decoded.transaction_id:#x} of an outstanding "
+                "transaction",
+            )
+        channel.taken[decoded.transaction_id] = packet.index
+        packet.transaction_id = decoded.transaction_id
+
+    def _host_complete(self, step: Step) -> None:
+        packet = self._packet(step.get("packet"))
+        channel = self.channels[packet.channel]
+        if packet.transaction_id is None or channel.taken.get(packet.transaction_id) != (
+            packet.index
+        ):
+            raise StepError(f"packet {packet.index} has no transaction the host has taken")
+        status = int(step.get("status", 0))
+        data = bytes.fromhex(step.get("data", ""))
+        transaction_id = packet.transaction_id
+        self.target.host_complete(channel.handle, transaction_id, status, data)
+        del channel.taken[transaction_id]
+        packet.transaction_id = None
+        self._expect_completions({packet.handle: (status, data)})
+        self._move_packet(packet, PacketEvent.COMPLETE)
+        packet.expected = None
+
+    def _expect_completions(self, expected: Mapping[int, tuple[int, bytes]]) -> None:
+        """The completion-routine calls since the last step are exactly ``expected``."""
+        calls = self.target.completions()
+        ids = ("SEED-WAIT", "KMCL-COMPLETION")
+        seen: set[int] = set()
+        for handle, status, data in calls:
+            held = next((p for p in self.packets if p.handle == handle and p.held), None)
+            if held is not None and NT_ERROR(status):
+                # KMCL-QUEUE-CLOSED: a send accepted on a closed channel may be cancelled.
+                self._move_packet(held, PacketEvent.CANCEL)
+                held.held = False
+                continue
+            if handle not in expected:
+                raise ConformanceFailure(
+                    ids, f"unexpected completion-routine call for packet {handle} "
+                    f"({status_name(status)})",
+                )
+            if handle in seen:
+                raise ConformanceFailure(
+                    ids, f"the completion routine of packet {handle} ran twice"
+                )
+            seen.add(handle)
+            want_status, want_data = expected[handle]
+            if status != want_status or bytes(data) != want_data:
+                raise ConformanceFailure(
+                    ids, f"packet {handle} completed with {status_name(status)} and "
+                    f"{bytes(data).hex() or 'no bytes'}, the host sent "
+                    f"{status_name(want_status)} and {want_data.hex() or 'no bytes'}",
+                )
+        missing = [h for h in expected if h not in seen]
+        if missing:
+            raise ConformanceFailure(
+                ids, f"the completion routine of packet(s) {missing} did not run"
+            )
+        if expected:
+            self.evidence.exercised(ids)
+
+    def _read_ring(self, channel: ChannelModel) -> wire.RingContents:
+        raw = self.target.ring_bytes(channel.handle)
+        try:
+            return wire.read_ring(bytes(raw), channel.data_size)
+        except WireFormatError as error:
+            requirement = getattr(error, "requirement", "RING-LAYOUT")
+            raise ConformanceFailure((requirement, "RING-LAYOUT"), f"ring: {error}") from error
+
+    def _check_ring(self) -> None:
+        if "ring-bytes" not in self.capabilities:
+            return
+        for channel in self.channels:
+            if channel.state is ChannelState.DISABLED:
+                continue
+            contents = self._read_ring(channel)
+            if len(contents.entries) != len(channel.ring):
+                raise ConformanceFailure(
+                    ("RING-LAYOUT", "KMCL-QUEUE-FULL"),
+                    f"channel {channel.index}'s ring holds {len(contents.entries)} packets, "
+                    f"the model {len(channel.ring)}",
+                )
+            free = channel.data_size - sum(
+                len(e.packet) + RING_TRAILER_SIZE for e in contents.entries
+            )
+            if contents.entries and free < 1:
+                raise ConformanceFailure(("RING-NEVER-FULL",), "the ring is completely full")
+        self.evidence.exercised(("RING-LAYOUT", "RING-TRAILER"))
+
+
+def _success(status: int) -> bool:
+    return status < 0x8000_0000
+
+
+def _range_requirements(expected: Accepted) -> tuple[str, ...]:
+    ids = ["SEED-MDL", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "WIRE-RANGE-CONTIGUOUS",
+           "WIRE-PFN-COUNT", "MDL-PFNS"]
+    if "SEED-FORCE-LENGTH" in expected.requirements:
+        ids += ["SEED-FORCE-LENGTH", "SEED-FORCE-BOUND", "SEED-FORCE-FIRST"]
+    if "READ-A5" in expected.requirements:
+        ids.append("READ-A5")
+    return tuple(ids)
+
+
+def _show_ranges(ranges: list[tuple[int, int, tuple[int | None, ...]]]) -> str:
+    return "[" + ", ".join(
+        f"{{count {c:#x}, offset {o:#x}, {len(p)} PFNs}}" for c, o, p in ranges
+    ) + "]"
+
+
+_HANDLERS = {
+    "create_channel": Driver._create_channel,
+    "open": Driver._open,
+    "disable": Driver._disable,
+    "allocate": Driver._allocate,
+    "free": Driver._free,
+    "send": Driver._send,
+    "mutate_buffer": Driver._mutate_buffer,
+    "host_take": Driver._host_take,
+    "host_complete": Driver._host_complete,
+}
+
+__all__ = [
+    "ChannelModel",
+    "ConformanceFailure",
+    "Driver",
+    "Evidence",
+    "PacketModel",
+    "Step",
+    "StepError",
+    "chain_from_json",
+    "chain_to_json",
+]
