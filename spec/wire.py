@@ -55,6 +55,7 @@ from spec.errors import InvalidValue, WireFormatError
 
 __all__ = [
     "SUPPORTED_TYPES",
+    "BytesLike",
     "DecodedPacket",
     "GpaRange",
     "Packet",
@@ -90,6 +91,8 @@ _DESCRIPTOR: Final = struct.Struct("<HHHHQ")
 _GPA_HEADER: Final = struct.Struct("<II")
 _RANGE_HEADER: Final = struct.Struct("<II")
 _U32: Final = struct.Struct("<I")
+#: What the decoders read: any bytes-like object (copied to ``bytes`` first).
+BytesLike = bytes | bytearray | memoryview
 _U64: Final = struct.Struct("<Q")
 _CONTROL_HEAD: Final = struct.Struct("<IIII")
 
@@ -357,7 +360,7 @@ def _decode_ranges(data: bytes, range_count: int, end: int) -> tuple[tuple[GpaRa
     return tuple(ranges), position
 
 
-def decode_packet(data: bytes) -> DecodedPacket:
+def decode_packet(data: BytesLike) -> DecodedPacket:
     """Decode one packet (without its ring trailer), accepting only what a correct send writes.
 
     Raises :class:`WireRuleError` for any malformed input and no other exception for bytes;
@@ -449,7 +452,7 @@ def encode_trailer(start_offset: int) -> bytes:
     return _U64.pack(start_offset << 32)
 
 
-def decode_trailer(data: bytes) -> int:
+def decode_trailer(data: BytesLike) -> int:
     """The start offset a trailer records; RING-TRAILER: 8 bytes, the lower 32 bits zero."""
     data = _as_bytes("data", data)
     if len(data) != RING_TRAILER_SIZE:
@@ -501,7 +504,7 @@ def encode_ring_control(control: RingControl) -> bytes:
     return bytes(page)
 
 
-def decode_ring_control(page: bytes) -> RingControl:
+def decode_ring_control(page: BytesLike) -> RingControl:
     """The control page's fields; RING-LAYOUT: 4096 bytes, both indices 8-aligned."""
     page = _as_bytes("page", page)
     if len(page) != RING_CONTROL_PAGE_SIZE:
@@ -552,7 +555,7 @@ def _write_circular(area: bytearray, start: int, chunk: bytes) -> int:
     return (start + len(chunk)) % len(area)
 
 
-def read_ring(ring: bytes, data_size: int) -> RingContents:
+def read_ring(ring: BytesLike, data_size: int) -> RingContents:
     """The packets between ``read_index`` and ``write_index`` of one ring direction.
 
     ``ring`` is the 4096-byte control page followed by ``data_size`` bytes of data area. Each
