@@ -166,3 +166,12 @@ class SimTarget:
         self._channels.clear()
         self._packets.clear()
         self._completions.clear()
+
+
+# The bug catalog is data (adapters/sim/bugs.py); render it into the class docstring so that
+# help(SimTarget) documents every switch without a second copy to keep in step.
+SimTarget.__doc__ = (
+    (SimTarget.__doc__ or "")
+    + "\n\n    Bug switches:\n\n"
+    + "\n".join(f"    - ``{name}``: {what}" for name, what in BUGS.items())
+)

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 BUGS: dict[str, str] = {
     "wrap32": "the bounds check computes (MdlOffset + MdlLength) & 0xFFFFFFFF <= limit, so a "
     "sum past 2^32 wraps to a small value and an out-of-bounds sub-buffer is accepted "
-    "(Linux hv_netvsc hardening, OpenVMM PR 4145)",
+    "(Linux hv_netvsc hardening, OpenVMM PR 4145); what it then emits is whatever the range "
+    "walk makes of it: no range for a chain, poison PFNs past the array with FORCE",
     "force-ignores-byteoffset": "with FORCE_MDL_LENGTH the bound is ROUND_TO_PAGES(ByteCount) "
     "instead of ROUND_TO_PAGES(ByteOffset + ByteCount) - ByteOffset; when ByteOffset != 0 the "
     "range can run into the page after the MDL and reads one PFN past its array (reading A3 b)",
