@@ -76,6 +76,10 @@ class StepError(ValueError):
     """A step that cannot be performed as written (a malformed replay file, say)."""
 
 
+class CaseDisagrees(StepError):
+    """A case file's expected verdict is not one the spec allows: the case has drifted."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Evidence
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +169,18 @@ def chain_from_json(value: Any) -> MdlChain | None:
                               for bo, bc, pfns in value))
     except (TypeError, ValueError) as error:
         raise StepError(f"bad MDL chain in step: {error}") from error
+
+
+def buffer_from_json(value: Any, length: Any) -> bytes | None:
+    """A step's ``buffer``: None (NULL), hex bytes, or ``{"fill": F}`` for bytes F, F+1, ..."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return bytes.fromhex(value)
+    if isinstance(value, dict) and isinstance(value.get("fill"), int) and isinstance(length, int):
+        fill = value["fill"]
+        return bytes((fill + i) & 0xFF for i in range(length))
+    raise StepError(f"bad buffer in step: {value!r:.60}")
 
 
 def chain_to_json(chain: MdlChain | None) -> Any:
@@ -297,6 +313,7 @@ class Driver:
                 ("KMCL-NO-RESOURCE-FAILURE",), "VmbPacketAllocate returned NULL"
             )
         self.packets.append(PacketModel(len(self.packets), handle, channel.index))
+        self.evidence.exercised(("KMCL-NO-RESOURCE-FAILURE",))
 
     def _free(self, step: Step) -> None:
         packet = self._packet(step.get("packet"))
@@ -314,9 +331,8 @@ class Driver:
     def _send(self, step: Step) -> None:
         packet = self._packet(step.get("packet"))
         channel = self.channels[packet.channel]
-        buffer_hex = step.get("buffer")
         try:
-            buffer_bytes = None if buffer_hex is None else bytes.fromhex(buffer_hex)
+            buffer_bytes = buffer_from_json(step.get("buffer"), step.get("buffer_length", 0))
             call = SendCall(
                 buffer=buffer_bytes,
                 buffer_length=int(step.get("buffer_length", 0)),
@@ -335,6 +351,15 @@ class Driver:
             queue_empty=not channel.queue,
         )
         verdict = evaluate_send(call, context, self.profile)
+        expect = step.get("expect")
+        if expect is not None:
+            kinds = {"accepted" if isinstance(o, Accepted) else "rejected"
+                     for o in verdict.alternatives}
+            if expect not in kinds:
+                raise CaseDisagrees(
+                    f"the case expects the call to be {expect}; under profile "
+                    f"{self.profile.name} the spec says {verdict.describe()}"
+                )
         self._note_send(call, verdict.accepted)
         rejected = verdict.rejected
         if rejected is not None and rejected.contract_violation and (
@@ -649,6 +674,7 @@ _HANDLERS = {
 }
 
 __all__ = [
+    "CaseDisagrees",
     "ChannelModel",
     "ConformanceFailure",
     "Driver",

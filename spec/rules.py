@@ -22,7 +22,7 @@ model proves things about. This module turns its results into outcomes and reaso
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from spec import arith
@@ -288,6 +288,7 @@ def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -
         "SEED-OFFSET-LENGTH",
         "READ-A2",
         "MDL-PFNS",
+        "MDL-BYTEOFFSET",
     ]
     if call.mdl_length == 0:
         result.exercised += ["SEED-MDLLENGTH-ZERO", "READ-A1"]
@@ -379,7 +380,10 @@ def evaluate_send(
     flag_violation = (_ids("READ-A7"), f"Flags has bits {unknown:#x} outside the documented 0x7")
     if profile["A7"] == "reject":
         return Verdict((_reject([flag_violation], profile),))
-    ignored = _evaluate(call, known_flags, context, profile)
+    ignored = tuple(
+        replace(o, requirements=(*o.requirements, "READ-A7")) if isinstance(o, Accepted) else o
+        for o in _evaluate(call, known_flags, context, profile)
+    )
     if profile["A7"] == "ignore":
         return Verdict(ignored)
     return Verdict((*ignored, _reject([flag_violation], profile)))

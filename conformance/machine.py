@@ -1,0 +1,323 @@
+"""The stateful conformance test: a Hypothesis RuleBasedStateMachine over the API calls.
+
+Rules are the calls a driver makes (allocate, send, free) and the host's actions (take a packet
+from the ring, complete a transaction, open or disable the channel). Each rule builds a *step*
+and hands it to :class:`conformance.driver.Driver`, which performs it on the target and checks
+the result with the spec as the oracle, so a shrunk failure is a list of steps that replays on
+any target.
+
+Inputs are biased to where bugs live: offsets and lengths at, just inside and just past every
+bound (the chain's ByteCount total, the FORCE_MDL_LENGTH page-rounded bound, ROUND_TO_PAGES of
+ByteCount alone), values that wrap 32 bits, ByteOffset 0 and 0xFFF, buffers at the ring's size.
+Each case enables a random subset of features (swarm testing: FORCE_MDL_LENGTH, PAGED_BUFFER,
+chains, a NULL MDL, unknown flag bits, contract violations, buffer mutation, disable), so that
+rare interactions are not drowned by common ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from conformance.driver import Driver, Evidence, Step, chain_to_json
+from spec.constants import UINT32_MAX, NtStatus, SendFlags
+from spec.lifecycle import ChannelState, PacketState
+from spec.mdl import ROUND_TO_PAGES, MdlChain, MdlSegment
+from spec.readings import Profile
+
+FEATURES = (
+    "force",
+    "paged",
+    "chains",
+    "null-mdl",
+    "unknown-flags",
+    "no-wait",
+    "contract",
+    "mutate",
+    "disable",
+    "late-open",
+)
+RING_SIZES = (4096, 8192, 16384, 65536)
+MAX_PACKETS = 4
+HOST_STATUSES = (
+    NtStatus.STATUS_SUCCESS,
+    NtStatus.STATUS_UNSUCCESSFUL,
+    NtStatus.STATUS_BUFFER_OVERFLOW,
+    NtStatus.STATUS_PENDING,
+)
+
+
+@dataclass
+class RunState:
+    """Shared between the machine's instances and the runner of one run."""
+
+    evidence: Evidence
+    last_log: list[Step] = field(default_factory=list)
+    examples: int = 0
+    on_example: Callable[[int, int], None] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Strategies
+# ---------------------------------------------------------------------------------------------
+
+#: True one time in eight; False (the ordinary call) is what shrinking moves toward.
+rare = st.sampled_from([False] * 7 + [True])
+
+byte_offsets = st.one_of(st.sampled_from([0, 1, 8, 0x7FF, 0xFF8, 0xFFF]), st.integers(0, 0xFFF))
+byte_counts = st.one_of(
+    st.sampled_from([0, 1, 0xFFF, 0x1000, 0x1001, 0x2000, 0x3000]),
+    st.integers(0, 0x6000),
+)
+
+
+@st.composite
+def mdl_segments(draw: st.DrawFn, first_pfn: int) -> MdlSegment:
+    return MdlSegment.with_pages(draw(byte_offsets), draw(byte_counts), first_pfn)
+
+
+@st.composite
+def mdl_chains(draw: st.DrawFn) -> MdlChain:
+    count = draw(st.integers(1, 3))
+    base = draw(st.integers(1, 2**40))
+    # Distinct PFNs per segment, so a range taken from the wrong MDL or page shows.
+    return MdlChain(tuple(draw(mdl_segments(base + i * 0x100)) for i in range(count)))
+
+
+def _clip(values: list[int]) -> list[int]:
+    return sorted({v for v in values if 0 <= v <= UINT32_MAX})
+
+
+def offsets_for(chain: MdlChain) -> st.SearchStrategy[int]:
+    """MdlOffset: mostly inside the chain, often on an edge, sometimes where 32 bits wrap."""
+    first = chain.first
+    total = chain.byte_count
+    forced = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
+    edges = _clip([0, 1, total - 1, total, total + 1, first.byte_count, forced - 1, forced])
+    inside = st.integers(0, total)
+    return st.one_of(
+        st.just(0),
+        inside,
+        inside,
+        st.sampled_from(edges),
+        st.sampled_from([0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000, 2**32 - 0x1000]),
+        st.integers(0, UINT32_MAX),
+    )
+
+
+def lengths_for(chain: MdlChain, offset: int) -> st.SearchStrategy[int]:
+    """MdlLength for ``offset``: 0, lengths that fit, and lengths at and past every bound."""
+    first = chain.first
+    total = chain.byte_count
+    forced = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
+    unsafe = ROUND_TO_PAGES(first.byte_count)
+    edges = _clip([
+        1, total - offset, total - offset + 1, total - offset - 1,
+        forced - offset, forced - offset + 1, unsafe - offset,
+        first.byte_count - offset, 2**32 - offset, 2**32 - offset + 0x1000,
+    ])
+    fitting = st.integers(1, max(1, total - offset)) if offset < total else st.just(1)
+    return st.one_of(
+        st.just(0),
+        fitting,
+        fitting,
+        st.sampled_from(edges),
+        st.sampled_from(edges),
+        st.integers(0, UINT32_MAX),
+    )
+
+
+def buffer_lengths(ring_data_size: int) -> st.SearchStrategy[int]:
+    """BufferLength: small mostly; now and then at the ring's size (READ-A13)."""
+    small = st.one_of(st.sampled_from([0, 1, 7, 8, 0x40]), st.integers(0, 256))
+    return st.one_of(
+        small,
+        small,
+        small,
+        st.sampled_from([ring_data_size - 64, ring_data_size - 40, ring_data_size - 24,
+                         ring_data_size]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+# ---------------------------------------------------------------------------------------------
+
+
+def build_machine(
+    target_factory: Callable[[], Any], profile: Profile, state: RunState
+) -> type[RuleBasedStateMachine]:
+    """A RuleBasedStateMachine class bound to one target factory, profile and evidence sink."""
+
+    class VmbConformance(RuleBasedStateMachine):
+        mdls = Bundle("mdls")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.target = target_factory()
+            self.driver = Driver(self.target, profile, Evidence())
+            self.features: frozenset[str] = frozenset()
+            self.robust = "robust-contract-violations" in self.driver.capabilities
+
+        # -- helpers -------------------------------------------------------------------------
+
+        def _do(self, step: Step) -> None:
+            self.driver.execute(step)
+
+        @property
+        def channel(self) -> Any:
+            return self.driver.channels[0]
+
+        def _has(self, feature: str) -> bool:
+            return feature in self.features
+
+        def _rare(self, feature: str, data: st.DataObject) -> bool:
+            return feature in self.features and data.draw(rare, label=feature)
+
+        # -- rules ---------------------------------------------------------------------------
+
+        @initialize(
+            features=st.frozensets(st.sampled_from(FEATURES)),
+            ring=st.sampled_from(RING_SIZES),
+        )
+        def create(self, features: frozenset[str], ring: int) -> None:
+            self.features = features
+            self._do({"op": "create_channel", "ring_data_size": ring})
+            self._do({"op": "allocate", "channel": 0})
+            if "late-open" not in features:
+                self._do({"op": "open", "channel": 0})
+
+        @rule(target=mdls, chain=mdl_chains())
+        def make_mdl(self, chain: MdlChain) -> MdlChain:
+            if not self._has("chains") and len(chain.segments) > 1:
+                chain = MdlChain(chain.segments[:1])
+            return chain
+
+        @precondition(lambda self: len(self.driver.packets) < MAX_PACKETS)
+        @rule()
+        def allocate(self) -> None:
+            self._do({"op": "allocate", "channel": 0})
+
+        @precondition(lambda self: self.channel.state is ChannelState.NOT_OPEN)
+        @rule()
+        def open(self) -> None:
+            self._do({"op": "open", "channel": 0})
+
+        @precondition(
+            lambda self: self._has("disable") and self.channel.state is not ChannelState.DISABLED
+        )
+        @rule()
+        def disable(self) -> None:
+            self._do({"op": "disable", "channel": 0})
+
+        @rule(chain=mdls, data=st.data())
+        def send(self, chain: MdlChain, data: st.DataObject) -> None:
+            self._send(chain, data)
+
+        @rule(chain=mdls, data=st.data())
+        def send_more(self, chain: MdlChain, data: st.DataObject) -> None:
+            # A second rule for the same call doubles its weight among the rules.
+            self._send(chain, data)
+
+        def _send(self, chain: MdlChain, data: st.DataObject) -> None:
+            sendable = [p.index for p in self.driver.packets if self.driver.sendable(p)]
+            # READ-A10: a packet that is not idle or completed, sent only to robust targets.
+            if self.robust and self._has("contract") and data.draw(rare, label="violate"):
+                sendable = [p.index for p in self.driver.packets]
+            if not sendable:
+                return
+            packet = data.draw(st.sampled_from(sendable), label="packet")
+            mdl: MdlChain | None = None if self._rare("null-mdl", data) else chain
+            flags = SendFlags(0) if self._rare("no-wait", data) else SendFlags.WAIT_FOR_COMPLETION
+            if self._has("force") and data.draw(st.booleans(), label="force"):
+                flags |= SendFlags.FORCE_MDL_LENGTH
+            if self._has("paged") and data.draw(st.booleans(), label="paged"):
+                flags |= SendFlags.PAGED_BUFFER
+            raw_flags = int(flags)
+            if self._rare("unknown-flags", data):
+                raw_flags |= data.draw(st.sampled_from([0x8, 0x10, 0x18, 0x8000_0000]))
+            if mdl is None:
+                offset = data.draw(st.sampled_from([0, 0, 1]), label="offset")
+                length = data.draw(st.sampled_from([0, 0, 0x1000]), label="length")
+            else:
+                offset = data.draw(offsets_for(mdl), label="offset")
+                length = data.draw(lengths_for(mdl, offset), label="length")
+            buffer_length = data.draw(buffer_lengths(self.channel.data_size), label="buflen")
+            # READ-A14: now and then a NULL Buffer, with or without a length.
+            null_buffer = data.draw(rare, label="null buffer") or (
+                buffer_length == 0 and data.draw(st.booleans(), label="null empty buffer")
+            )
+            fill = data.draw(st.integers(0, 255), label="fill")
+            self._do({
+                "op": "send",
+                "packet": packet,
+                "buffer": None if null_buffer else {"fill": fill},
+                "buffer_length": buffer_length,
+                "mdl": chain_to_json(mdl),
+                "mdl_offset": offset,
+                "mdl_length": length,
+                "flags": raw_flags,
+            })
+
+        @precondition(lambda self: self._has("mutate"))
+        @rule(data=st.data())
+        def mutate_buffer(self, data: st.DataObject) -> None:
+            queued = [p.index for p in self.driver.packets if p.state is PacketState.QUEUED]
+            if queued:
+                packet = data.draw(st.sampled_from(queued), label="packet")
+                self._do({"op": "mutate_buffer", "packet": packet})
+
+        @rule()
+        def host_take(self) -> None:
+            self._do({"op": "host_take", "channel": 0})
+
+        @rule(data=st.data())
+        def host_complete(self, data: st.DataObject) -> None:
+            taken = sorted(self.channel.taken.values())
+            if not taken:
+                return
+            packet = data.draw(st.sampled_from(taken), label="packet")
+            status = data.draw(st.sampled_from(HOST_STATUSES), label="status")
+            payload = data.draw(st.binary(max_size=16), label="completion bytes")
+            self._do({
+                "op": "host_complete",
+                "packet": packet,
+                "status": int(status),
+                "data": payload.hex(),
+            })
+
+        @rule(data=st.data())
+        def free(self, data: st.DataObject) -> None:
+            free_able = [p.index for p in self.driver.packets
+                         if p.state in (PacketState.IDLE, PacketState.COMPLETED)]
+            if free_able and data.draw(st.sampled_from([False, False, True]), label="free"):
+                packet = data.draw(st.sampled_from(free_able), label="packet")
+                self._do({"op": "free", "packet": packet})
+
+        @invariant()
+        def log_is_kept(self) -> None:
+            state.last_log = self.driver.log
+
+        def teardown(self) -> None:
+            state.last_log = list(self.driver.log)
+            self.driver.evidence.end_case()
+            state.evidence.merge(self.driver.evidence)
+            state.examples += 1
+            if state.on_example is not None:
+                state.on_example(state.examples, self.driver.evidence.total_steps)
+            close = getattr(self.target, "close", None)
+            if close is not None:
+                close()
+
+    return VmbConformance
