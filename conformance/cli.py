@@ -13,13 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from conformance.cli_common import UsageError
 from spec.catalog import CATALOG, KINDS
 from spec.errors import SpecError
 from spec.readings import PROFILES
-
-
-class UsageError(Exception):
-    """A mistake in how vmbspec was called; printed as one line, exit status 2."""
 
 
 def _requirements(args: argparse.Namespace) -> int:
@@ -89,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_modules() -> list[Any]:
-    return []
+    from conformance import cli_check
+
+    return [cli_check]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -379,9 +379,14 @@ class Driver:
         )
         outcome = verdict.outcome_for(status)
         if outcome is None:
-            ids = verdict.requirements if verdict.accepted else ("SEED-RETURN", "READ-A8")
+            if status == NtStatus.STATUS_SUCCESS and verdict.rejected is not None:
+                ids = verdict.rejected.violated  # accepted a call the spec rejects
+            elif verdict.rejected is None and (_error_like(status)):
+                ids = ("SEED-SEND", "SEED-RETURN", "KMCL-NO-RESOURCE-FAILURE")
+            else:
+                ids = ("SEED-RETURN", "READ-A8")  # a status no reading allows
             raise ConformanceFailure(
-                ids or ("SEED-RETURN",),
+                ids,
                 f"{call.describe()} returned {status_name(status)}; allowed: {verdict.describe()}",
             )
         self.evidence.outcomes["accepted" if isinstance(outcome, Accepted) else "rejected"] += 1
@@ -639,6 +644,10 @@ class Driver:
             if contents.entries and free < 1:
                 raise ConformanceFailure(("RING-NEVER-FULL",), "the ring is completely full")
         self.evidence.exercised(("RING-LAYOUT", "RING-TRAILER"))
+
+
+def _error_like(status: int) -> bool:
+    return status >= 0x8000_0000
 
 
 def _success(status: int) -> bool:

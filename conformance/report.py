@@ -1,0 +1,238 @@
+"""Reports of a conformance run: per requirement, as a table, JSON, JUnit XML and Markdown.
+
+Each requirement of the catalog gets one status:
+
+* ``fail``: a failure cites it;
+* ``pass``: steps of this run exercised it and nothing failed against it;
+* ``uncovered``: nothing in this run exercised it; the reason says why (a rule for the caller,
+  a capability the target lacks, a reading no call depended on).
+
+Alongside, ``proved`` lists the Z3 properties that cover a requirement, when proofs were run,
+and the coverage section lists the lifecycle transitions visited (against every transition of
+the spec's tables), flag combinations and boundary classes hit.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from conformance.driver import Step
+from conformance.runner import ConformanceReport, uncovered_reason
+from spec.catalog import CATALOG
+from spec.lifecycle import CHANNEL_TRANSITIONS, PACKET_TRANSITIONS
+
+
+def requirement_rows(report: ConformanceReport) -> list[dict[str, Any]]:
+    failing = report.failing_requirements()
+    proved: dict[str, list[str]] = {}
+    for proof in report.proofs:
+        if proof.get("status") == proof.get("expected") == "proved":
+            for requirement in proof.get("requirements", ()):
+                proved.setdefault(requirement, []).append(str(proof.get("name")))
+    rows = []
+    for requirement in CATALOG.requirements.values():
+        steps = report.evidence.steps[requirement.id]
+        cases = report.evidence.cases[requirement.id]
+        if requirement.id in failing:
+            status, reason = "fail", ""
+        elif steps:
+            status, reason = "pass", ""
+        else:
+            status, reason = "uncovered", uncovered_reason(requirement.id, report)
+        rows.append({
+            "id": requirement.id,
+            "kind": requirement.kind,
+            "status": status,
+            "steps": steps,
+            "cases": cases,
+            "proved": proved.get(requirement.id, []),
+            "reason": reason,
+        })
+    return rows
+
+
+def transition_coverage(report: ConformanceReport) -> dict[str, Any]:
+    every = [f"packet:{s.value}--{e.value}" for s, e in PACKET_TRANSITIONS]
+    every += [f"channel:{s.value}--{e.value}" for s, e in CHANNEL_TRANSITIONS]
+    visited = report.evidence.transitions
+    return {
+        "visited": {name: visited[name] for name in every if visited[name]},
+        "not_visited": [name for name in every if not visited[name]],
+    }
+
+
+def to_json(report: ConformanceReport) -> dict[str, Any]:
+    rows = requirement_rows(report)
+    return {
+        "target": report.target,
+        "profile": report.profile.as_json(),
+        "seed": report.seed,
+        "passed": report.passed,
+        "seconds": round(report.seconds, 3),
+        "steps": report.evidence.total_steps,
+        "cases": report.cases_run,
+        "examples": report.examples,
+        "capabilities": sorted(report.capabilities),
+        "requirements": {
+            row["id"]: {k: v for k, v in row.items() if k != "id"} for row in rows
+        },
+        "failures": [failure.as_json() for failure in report.failures],
+        "coverage": {
+            "transitions": transition_coverage(report),
+            "flag_combinations": dict(report.evidence.flag_combinations),
+            "boundaries": dict(report.evidence.boundaries),
+            "outcomes": dict(report.evidence.outcomes),
+        },
+        "proofs": report.proofs,
+    }
+
+
+def describe_step(step: Step) -> str:
+    """One readable line for a step of a failing sequence."""
+    op = step.get("op")
+    if op == "send":
+        buffer = step.get("buffer")
+        shown = "NULL" if buffer is None else f"<{step.get('buffer_length', 0)} bytes>"
+        mdl = step.get("mdl")
+        chain = "NULL" if mdl is None else "[" + ", ".join(
+            f"{{ByteOffset={bo:#x}, ByteCount={bc:#x}}}" for bo, bc, _ in mdl
+        ) + "]"
+        return (
+            f"VmbPacketSendWithExternalMdl(packet {step.get('packet')}, {shown}, "
+            f"{step.get('buffer_length', 0):#x}, {chain}, {step.get('mdl_offset', 0):#x}, "
+            f"{step.get('mdl_length', 0):#x}, {step.get('flags', 0):#x})"
+        )
+    if op == "create_channel":
+        return f"create channel with a {step.get('ring_data_size')}-byte ring"
+    if op == "allocate":
+        return f"VmbPacketAllocate(channel {step.get('channel')})"
+    if op == "free":
+        return f"VmbPacketFree(packet {step.get('packet')})"
+    if op == "open":
+        return f"open channel {step.get('channel')}"
+    if op == "disable":
+        return f"disable channel {step.get('channel')}"
+    if op == "host_take":
+        return f"host takes the next packet of channel {step.get('channel')}"
+    if op == "host_complete":
+        return (
+            f"host completes packet {step.get('packet')}'s transaction with status "
+            f"{int(step.get('status', 0)):#010x} and {len(step.get('data', '')) // 2} bytes"
+        )
+    if op == "mutate_buffer":
+        return f"caller changes the in-line buffer of packet {step.get('packet')}"
+    return json.dumps(step)
+
+
+def to_markdown(report: ConformanceReport) -> str:
+    rows = requirement_rows(report)
+    lines = [
+        f"# vmbspec conformance report: {report.target}",
+        "",
+        f"- verdict: **{'PASS' if report.passed else 'FAIL'}**",
+        f"- profile: `{report.profile.name}`"
+        + (f" ({', '.join(f'{k}={v}' for k, v in report.profile.differs_from_default().items())})"
+           if report.profile.differs_from_default() else ""),
+        f"- {report.cases_run} catalog cases, {report.examples} stateful examples, "
+        f"{report.evidence.total_steps} steps, {report.seconds:.1f} s"
+        + (f", seed {report.seed}" if report.seed is not None else ""),
+        f"- capabilities: {', '.join(sorted(report.capabilities)) or 'none'}",
+        "",
+    ]
+    if report.failures:
+        lines += ["## Failures", ""]
+        for number, failure in enumerate(report.failures, start=1):
+            lines += [
+                f"### {number}. {failure.source} ({failure.kind})",
+                "",
+                f"Requirements: {', '.join(failure.requirements) or '-'}",
+                "",
+                f"{failure.message}",
+                "",
+                "Minimal steps:",
+                "",
+            ]
+            lines += [f"{i}. {describe_step(s)}" for i, s in enumerate(failure.steps, start=1)]
+            lines.append("")
+    lines += [
+        "## Requirements",
+        "",
+        "| requirement | kind | status | steps | cases | proved | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['id']} | {row['kind']} | {row['status']} | {row['steps']} | "
+            f"{row['cases']} | {', '.join(row['proved'])} | {row['reason']} |"
+        )
+    coverage = transition_coverage(report)
+    lines += ["", "## Coverage of the spec", "", "Lifecycle transitions visited:", ""]
+    lines += [f"- `{name}`: {count}" for name, count in coverage["visited"].items()]
+    if coverage["not_visited"]:
+        lines += ["", "Not visited: " + ", ".join(f"`{n}`" for n in coverage["not_visited"])]
+    lines += ["", "Flag combinations:", ""]
+    lines += [f"- `{k}`: {v}" for k, v in sorted(report.evidence.flag_combinations.items())]
+    lines += ["", "Boundary classes:", ""]
+    lines += [f"- `{k}`: {v}" for k, v in sorted(report.evidence.boundaries.items())]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: ConformanceReport) -> str:
+    rows = requirement_rows(report)
+    failures_by_id: dict[str, list[str]] = {}
+    for failure in report.failures:
+        for requirement in failure.requirements:
+            text = failure.message + "\n" + "\n".join(describe_step(s) for s in failure.steps)
+            failures_by_id.setdefault(requirement, []).append(text)
+    suite = ET.Element(
+        "testsuite",
+        name=f"vmbspec:{report.target}",
+        tests=str(len(rows)),
+        failures=str(sum(1 for r in rows if r["status"] == "fail")),
+        skipped=str(sum(1 for r in rows if r["status"] == "uncovered")),
+        time=f"{report.seconds:.3f}",
+    )
+    for row in rows:
+        case = ET.SubElement(suite, "testcase", classname="vmbspec.requirements", name=row["id"])
+        if row["status"] == "fail":
+            failure = ET.SubElement(case, "failure", message=f"{row['id']} failed")
+            failure.text = "\n\n".join(failures_by_id.get(row["id"], []))
+        elif row["status"] == "uncovered":
+            ET.SubElement(case, "skipped", message=row["reason"])
+    return ET.tostring(suite, encoding="unicode")
+
+
+def write_outputs(
+    report: ConformanceReport,
+    json_path: Path | None = None,
+    junit_path: Path | None = None,
+    markdown_path: Path | None = None,
+) -> None:
+    if json_path is not None:
+        json_path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
+    if junit_path is not None:
+        junit_path.write_text(to_junit(report) + "\n", encoding="utf-8")
+    if markdown_path is not None:
+        markdown_path.write_text(to_markdown(report), encoding="utf-8")
+
+
+def table(report: ConformanceReport) -> str:
+    """The final table printed by ``vmbspec check``."""
+    rows = requirement_rows(report)
+    width = max(len(r["id"]) for r in rows)
+    lines = [f"{'requirement':<{width}}  {'status':<9}  {'steps':>6}  {'cases':>5}  note"]
+    for row in rows:
+        note = row["reason"] or ("proved: " + ", ".join(row["proved"]) if row["proved"] else "")
+        lines.append(
+            f"{row['id']:<{width}}  {row['status']:<9}  {row['steps']:>6}  {row['cases']:>5}  "
+            f"{note}"
+        )
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    lines.append("")
+    lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return "\n".join(lines)
