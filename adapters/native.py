@@ -1,0 +1,648 @@
+"""Targets backed by a shared library that exports the KMCL-shaped C ABI of ``vmbcore.h``.
+
+Theory of operation
+-------------------
+:class:`NativeTarget` loads a library with :mod:`ctypes` in this process and provides the
+suite's target interface (``conformance/target.py``, structurally: nothing here imports the
+``spec`` or ``conformance`` packages). It lays MDL chains out in ctypes memory exactly as
+Windows x64 does (header of 0x30 bytes, PFN array right after it, chained through ``Next``),
+passes the caller's ``bytearray`` itself as ``Buffer`` (so a target that reads the buffer late
+sees later changes, reading A11), and keeps both alive until the packet's completion routine
+runs. One ctypes completion routine, registered on every packet at allocation, records
+``(packet handle, status, bytes)``.
+
+:class:`RustTarget` is a :class:`NativeTarget` on the library built from ``adapters/rust``.
+
+:class:`IsolatedTarget` runs a :class:`NativeTarget` in a worker process (this file run as a
+script, speaking length-prefixed pickles over pipes) and forwards every call. When the worker
+dies (segfault, abort) or does not answer within ``timeout`` seconds, the call raises
+:class:`TargetCrashed` with kind ``"crash"`` or ``"hang"`` and the calls made on that worker;
+the next call starts a fresh worker (the old state is gone: the suite starts a fresh case).
+Isolation has one visible difference: the in-line buffer crosses the process boundary as a
+copy of its bytes at the call, so a target that reads the buffer late sees the bytes as they
+were at the call (which reading A11 allows).
+
+This module uses only the standard library, so the worker can run it as a plain script.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import os
+import pickle
+import select
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+STATUS_SUCCESS = 0x0000_0000
+STATUS_INVALID_PARAMETER = 0xC000_000D
+STATUS_BUFFER_TOO_SMALL = 0xC000_0023
+
+UINT32_MAX = 0xFFFF_FFFF
+UINT64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+PAGE_SIZE = 0x1000
+#: Windows x64: the PFN array starts right after the 0x30-byte MDL header.
+MDL_HEADER_SIZE = 0x30
+MDL_PAGES_LOCKED = 0x2
+
+#: What a library with this ABI is assumed to offer (``conformance/target.py`` CAPABILITIES).
+DEFAULT_CAPABILITIES = frozenset({"ring-bytes", "robust-contract-violations"})
+
+MdlChainArg = Sequence[tuple[int, int, Sequence[int]]]
+
+#: ``PFN_VMB_PACKET_COMPLETION_ROUTINE``: (VMBPACKET, NTSTATUS, void *Buffer, UINT32 Length).
+COMPLETION_ROUTINE = ctypes.CFUNCTYPE(
+    None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32
+)
+
+
+class MdlHeader(ctypes.Structure):
+    """The Windows x64 ``MDL`` header (wdm.h); reference §3."""
+
+    _fields_ = (
+        ("Next", ctypes.c_void_p),
+        ("Size", ctypes.c_int16),
+        ("MdlFlags", ctypes.c_int16),
+        ("Process", ctypes.c_void_p),
+        ("MappedSystemVa", ctypes.c_void_p),
+        ("StartVa", ctypes.c_void_p),
+        ("ByteCount", ctypes.c_uint32),
+        ("ByteOffset", ctypes.c_uint32),
+    )
+
+
+if ctypes.sizeof(MdlHeader) != MDL_HEADER_SIZE or MdlHeader.ByteCount.offset != 0x28:
+    raise ImportError("ctypes does not lay out the x64 MDL as Windows does")
+
+
+def span_pages(byte_offset: int, byte_count: int) -> int:
+    """wdm.h ADDRESS_AND_SIZE_TO_SPAN_PAGES (kept here: adapters may not import ``spec``)."""
+    return ((byte_offset & (PAGE_SIZE - 1)) + byte_count + PAGE_SIZE - 1) >> 12
+
+
+def _check_uint(name: str, value: int, limit: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValueError(f"{name} must be an int in [0, {limit:#x}], not {value!r}")
+    return value
+
+
+def build_mdl_chain(chain: MdlChainArg) -> tuple[int, list[object]]:
+    """Lays out ``chain`` as Windows x64 MDLs; returns the first MDL's address and the ctypes
+    objects that must stay alive while the address is in use.
+
+    Each MDL gets ``max(len(pfns), ADDRESS_AND_SIZE_TO_SPAN_PAGES)`` PFN slots (missing ones
+    are 0), so a library that trusts the span never reads outside the allocation.
+    """
+    keep: list[object] = []
+    next_address = 0
+    for byte_offset, byte_count, pfns in reversed(list(chain)):
+        _check_uint("ByteOffset", byte_offset, UINT32_MAX)
+        _check_uint("ByteCount", byte_count, UINT32_MAX)
+        pfn_array = array.array("Q", (_check_uint("PFN", p, UINT64_MAX) for p in pfns))
+        slots = max(len(pfn_array), span_pages(byte_offset, byte_count))
+        size = MDL_HEADER_SIZE + 8 * slots
+        memory = (ctypes.c_uint64 * (size // 8))()  # zeroed and 8-aligned
+        header = MdlHeader.from_buffer(memory)
+        header.Next = next_address or None
+        header.Size = size if size <= 0x7FFF else 0  # CSHORT; not read by the ABI
+        header.MdlFlags = MDL_PAGES_LOCKED
+        header.ByteCount = byte_count
+        header.ByteOffset = byte_offset
+        if pfn_array:
+            address, _ = pfn_array.buffer_info()
+            ctypes.memmove(
+                ctypes.addressof(memory) + MDL_HEADER_SIZE, address, 8 * len(pfn_array)
+            )
+        keep.append(memory)
+        next_address = ctypes.addressof(memory)
+    return next_address, keep
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    """The prototypes of ``include/vmbcore.h``."""
+    vp, u32, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+    u8p, u32p = ctypes.POINTER(ctypes.c_uint8), ctypes.POINTER(ctypes.c_uint32)
+    prototypes: dict[str, tuple[Any, list[Any]]] = {
+        "VmbPacketAllocate": (vp, [vp]),
+        "VmbPacketFree": (None, [vp]),
+        "VmbPacketSetCompletionRoutine": (None, [vp, COMPLETION_ROUTINE]),
+        "VmbPacketSendWithExternalMdl": (u32, [vp, vp, u32, vp, u32, u32, u32]),
+        "vmbcore_channel_create": (u32, [u32, ctypes.POINTER(vp)]),
+        "vmbcore_channel_open": (u32, [vp]),
+        "vmbcore_channel_disable": (u32, [vp]),
+        "vmbcore_channel_destroy": (None, [vp]),
+        "vmbcore_host_take_packet": (u32, [vp, u8p, u32, u32p]),
+        "vmbcore_host_complete": (u32, [vp, u64, u32, vp, u32]),
+        "vmbcore_channel_ring_bytes": (u32, [vp, u8p, u32, u32p]),
+    }
+    for name, (restype, argtypes) in prototypes.items():
+        function = getattr(lib, name)
+        function.restype = restype
+        function.argtypes = argtypes
+
+
+class TargetError(RuntimeError):
+    """A harness call failed in a way the target interface has no result for."""
+
+
+class NativeTarget:
+    """The target interface over a shared library exporting the ``vmbcore.h`` ABI."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
+    ) -> None:
+        self.path = str(path)
+        self.name = name if name is not None else f"native:{self.path}"
+        self.capabilities = frozenset(capabilities)
+        self._lib = ctypes.CDLL(self.path)
+        _declare(self._lib)
+        self._completions: list[tuple[int, int, bytes]] = []
+        # Kept alive as long as the target: the library holds a pointer to it.
+        self._routine = COMPLETION_ROUTINE(self._on_complete)
+        self._channels: list[int] = []
+        # Per packet: the buffer and MDL memory of its outstanding send.
+        self._keepalive: dict[int, list[object]] = {}
+        self._scratch = (ctypes.c_uint8 * 0x10000)()
+        self._closed = False
+
+    # -- the completion routine --------------------------------------------------------
+
+    def _on_complete(self, packet: int | None, status: int, buffer: int | None, length: int) -> None:
+        data = ctypes.string_at(buffer, length) if buffer and length else b""
+        handle = packet or 0
+        self._completions.append((handle, status & UINT32_MAX, data))
+        self._keepalive.pop(handle, None)
+
+    # -- channel ------------------------------------------------------------------------
+
+    def _status(self, what: str, status: int) -> None:
+        if status != STATUS_SUCCESS:
+            raise TargetError(f"{what} failed with NTSTATUS {status:#010x}")
+
+    def create_channel(self, ring_data_size: int) -> int:
+        _check_uint("ring_data_size", ring_data_size, UINT32_MAX)
+        out = ctypes.c_void_p()
+        status = self._lib.vmbcore_channel_create(ring_data_size, ctypes.byref(out))
+        self._status(f"vmbcore_channel_create({ring_data_size:#x})", status)
+        if not out.value:
+            raise TargetError("vmbcore_channel_create succeeded with a NULL channel")
+        self._channels.append(out.value)
+        return out.value
+
+    def open_channel(self, channel: int) -> None:
+        self._status("vmbcore_channel_open", self._lib.vmbcore_channel_open(channel))
+
+    def disable_channel(self, channel: int) -> None:
+        self._status("vmbcore_channel_disable", self._lib.vmbcore_channel_disable(channel))
+
+    # -- packets ------------------------------------------------------------------------
+
+    def allocate_packet(self, channel: int) -> int | None:
+        packet = self._lib.VmbPacketAllocate(channel)
+        if not packet:
+            return None
+        self._lib.VmbPacketSetCompletionRoutine(packet, self._routine)
+        return int(packet)
+
+    def free_packet(self, packet: int) -> None:
+        # The keepalive stays until completion: freeing an outstanding packet is a contract
+        # violation the library may ignore, and it may still read the memory.
+        self._lib.VmbPacketFree(packet)
+
+    def send_with_external_mdl(
+        self,
+        packet: int,
+        buffer: bytearray | None,
+        buffer_length: int,
+        mdl: MdlChainArg | None,
+        mdl_offset: int,
+        mdl_length: int,
+        flags: int,
+    ) -> int:
+        for name, value in (
+            ("BufferLength", buffer_length),
+            ("MdlOffset", mdl_offset),
+            ("MdlLength", mdl_length),
+            ("Flags", flags),
+        ):
+            _check_uint(name, value, UINT32_MAX)
+        keep: list[object] = []
+        buffer_address: int | None = None
+        if buffer is not None:
+            if buffer_length > len(buffer):
+                raise ValueError(
+                    f"BufferLength {buffer_length} exceeds the {len(buffer)}-byte buffer"
+                )
+            if isinstance(buffer, bytearray):
+                # The caller's own memory: a target that reads late sees later changes.
+                memory: ctypes.Array[ctypes.c_char] = (ctypes.c_char * len(buffer)).from_buffer(
+                    buffer
+                )
+            else:
+                memory = ctypes.create_string_buffer(bytes(buffer), max(len(buffer), 1))
+            keep.append(memory)
+            buffer_address = ctypes.addressof(memory)
+        mdl_address: int | None = None
+        if mdl is not None:
+            mdl_address, mdl_keep = build_mdl_chain(mdl)
+            keep.extend(mdl_keep)
+        status = int(
+            self._lib.VmbPacketSendWithExternalMdl(
+                packet, buffer_address, buffer_length, mdl_address, mdl_offset, mdl_length, flags
+            )
+        )
+        if status == STATUS_SUCCESS:
+            self._keepalive[packet] = keep
+        return status & UINT32_MAX
+
+    # -- host side ------------------------------------------------------------------------
+
+    def _read(self, function: Any, channel: int, what: str) -> bytes:
+        """Calls a ``(channel, out, capacity, *out_length)`` function, growing the scratch
+        buffer on STATUS_BUFFER_TOO_SMALL."""
+        for _ in range(3):
+            length = ctypes.c_uint32(0)
+            out = ctypes.cast(self._scratch, ctypes.POINTER(ctypes.c_uint8))
+            status = function(channel, out, len(self._scratch), ctypes.byref(length))
+            if status == STATUS_BUFFER_TOO_SMALL and length.value > len(self._scratch):
+                self._scratch = (ctypes.c_uint8 * length.value)()
+                continue
+            self._status(what, status)
+            return ctypes.string_at(self._scratch, length.value)
+        raise TargetError(f"{what} kept asking for a larger buffer")
+
+    def host_take_packet(self, channel: int) -> bytes | None:
+        data = self._read(self._lib.vmbcore_host_take_packet, channel, "vmbcore_host_take_packet")
+        return data or None
+
+    def host_complete(self, channel: int, transaction_id: int, status: int, data: bytes) -> None:
+        _check_uint("transaction_id", transaction_id, UINT64_MAX)
+        _check_uint("status", status, UINT32_MAX)
+        payload = bytes(data)
+        result = self._lib.vmbcore_host_complete(
+            channel, transaction_id, status, payload or None, len(payload)
+        )
+        self._status(f"vmbcore_host_complete({transaction_id:#x})", result)
+
+    def completions(self) -> list[tuple[int, int, bytes]]:
+        calls, self._completions = self._completions, []
+        return calls
+
+    def ring_bytes(self, channel: int) -> bytes:
+        return self._read(
+            self._lib.vmbcore_channel_ring_bytes, channel, "vmbcore_channel_ring_bytes"
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for channel in self._channels:
+            self._lib.vmbcore_channel_destroy(channel)
+        self._channels.clear()
+        self._keepalive.clear()
+
+
+def RustTarget() -> NativeTarget:  # noqa: N802 - a factory that reads as a class
+    """The Rust core (``adapters/rust``), in process. Build it first with
+    ``python adapters/rust/build.py``; the error says so if it is missing."""
+    from adapters.rust.build import library_path
+
+    return NativeTarget(library_path(), name="rust")
+
+
+# ---- isolation ----------------------------------------------------------------------------
+
+
+class TargetCrashed(Exception):
+    """The worker running the target died (``kind == "crash"``) or did not answer in time
+    (``kind == "hang"``). ``calls`` lists the calls made on that worker, the fatal one last,
+    as ``(method, args)``; the target's state is lost."""
+
+    def __init__(self, kind: str, detail: str, calls: list[tuple[str, tuple[Any, ...]]]) -> None:
+        super().__init__(kind, detail, calls)
+        self.kind = kind
+        self.detail = detail
+        self.calls = calls
+
+    def __str__(self) -> str:
+        last = f"; last call {_show_call(self.calls[-1])}" if self.calls else ""
+        return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}"
+
+
+def _show_call(call: tuple[str, tuple[Any, ...]]) -> str:
+    method, args = call
+    shown = ", ".join(
+        f"{a:#x}" if isinstance(a, int) and not isinstance(a, bool) else repr(a)[:60]
+        for a in args
+    )
+    return f"{method}({shown})"
+
+
+#: The methods a worker forwards: the target interface.
+_FORWARDED = frozenset(
+    {
+        "create_channel",
+        "open_channel",
+        "disable_channel",
+        "allocate_packet",
+        "free_packet",
+        "send_with_external_mdl",
+        "host_take_packet",
+        "host_complete",
+        "completions",
+        "ring_bytes",
+    }
+)
+_HEADER = struct.Struct("<I")
+
+
+def _write_message(stream: IO[bytes], message: object) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exact(fd: int, count: int, deadline: float | None) -> bytes | None:
+    """``count`` bytes from ``fd``; None on end of file; TimeoutError past ``deadline``."""
+    chunks: list[bytes] = []
+    while count > 0:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, count)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_message(fd: int, deadline: float | None) -> tuple[bool, Any]:
+    """``(True, message)``, or ``(False, None)`` on end of file."""
+    header = _read_exact(fd, _HEADER.size, deadline)
+    if header is None:
+        return False, None
+    (length,) = _HEADER.unpack(header)
+    payload = _read_exact(fd, length, deadline)
+    if payload is None:
+        return False, None
+    return True, pickle.loads(payload)
+
+
+def _describe_exit(returncode: int | None) -> str:
+    if returncode is None:
+        return "the worker stopped answering"
+    if returncode < 0:
+        try:
+            return f"the worker was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"the worker was killed by signal {-returncode}"
+    return f"the worker exited with status {returncode}"
+
+
+class IsolatedTarget:
+    """A :class:`NativeTarget` in a worker process; see the module docstring."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        timeout: float = 10.0,
+        *,
+        name: str | None = None,
+        capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.path = str(path)
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self.name = name if name is not None else f"native:{self.path}"
+        self.capabilities = frozenset(capabilities)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.restarts = 0
+
+    # -- the worker -------------------------------------------------------------------
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        self._stderr = tempfile.TemporaryFile()
+        process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", self.path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self._process = process
+        self._calls = []
+        assert process.stdout is not None
+        try:
+            ok, ready = _read_message(process.stdout.fileno(), time.monotonic() + self.start_timeout)
+        except TimeoutError:
+            ok, ready = False, None
+        if not ok:
+            detail = self._stop_worker()
+            raise TargetCrashed("crash", f"the worker failed to start: {detail}", [])
+        if ready[0] != "ready":
+            self._stop_worker()
+            raise TargetError(f"the worker could not load {self.path}: {ready[1]}")
+        return process
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        try:
+            self._stderr.seek(0)
+            text = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+        return f"; stderr: {text}" if text else ""
+
+    def _stop_worker(self) -> str:
+        """Kills the worker (if alive) and returns how it ended."""
+        process, self._process = self._process, None
+        if process is None:
+            return "no worker"
+        if process.poll() is None:
+            process.kill()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a kill that does not take
+            pass
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        detail = _describe_exit(process.returncode) + self._stderr_tail()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+        return detail
+
+    def _call(self, method: str, *args: Any) -> Any:
+        process = self._process if self._process is not None else self._start()
+        self._calls.append((method, args))
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            _write_message(process.stdin, (method, args))
+            ok, reply = _read_message(process.stdout.fileno(), time.monotonic() + self.timeout)
+        except TimeoutError:
+            calls = self._calls
+            process.kill()
+            detail = self._stop_worker()
+            self.restarts += 1
+            raise TargetCrashed(
+                "hang", f"no answer within {self.timeout:g} s ({detail})", calls
+            ) from None
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            ok, reply = False, None
+        if not ok:
+            calls = self._calls
+            detail = self._stop_worker()
+            self.restarts += 1
+            raise TargetCrashed("crash", detail, calls)
+        kind, value = reply
+        if kind == "error":
+            raise value
+        return value
+
+    # -- the target interface -----------------------------------------------------------
+
+    def create_channel(self, ring_data_size: int) -> int:
+        return int(self._call("create_channel", ring_data_size))
+
+    def open_channel(self, channel: int) -> None:
+        self._call("open_channel", channel)
+
+    def disable_channel(self, channel: int) -> None:
+        self._call("disable_channel", channel)
+
+    def allocate_packet(self, channel: int) -> int | None:
+        packet = self._call("allocate_packet", channel)
+        return None if packet is None else int(packet)
+
+    def free_packet(self, packet: int) -> None:
+        self._call("free_packet", packet)
+
+    def send_with_external_mdl(
+        self,
+        packet: int,
+        buffer: bytearray | None,
+        buffer_length: int,
+        mdl: MdlChainArg | None,
+        mdl_offset: int,
+        mdl_length: int,
+        flags: int,
+    ) -> int:
+        # A copy of the bytes at the call crosses the process boundary (see the docstring).
+        data = None if buffer is None else bytes(buffer)
+        chain = None if mdl is None else tuple((bo, bc, tuple(pfns)) for bo, bc, pfns in mdl)
+        return int(
+            self._call(
+                "send_with_external_mdl",
+                packet,
+                data,
+                buffer_length,
+                chain,
+                mdl_offset,
+                mdl_length,
+                flags,
+            )
+        )
+
+    def host_take_packet(self, channel: int) -> bytes | None:
+        data = self._call("host_take_packet", channel)
+        return None if data is None else bytes(data)
+
+    def host_complete(self, channel: int, transaction_id: int, status: int, data: bytes) -> None:
+        self._call("host_complete", channel, transaction_id, status, bytes(data))
+
+    def completions(self) -> list[tuple[int, int, bytes]]:
+        return list(self._call("completions"))
+
+    def ring_bytes(self, channel: int) -> bytes:
+        return bytes(self._call("ring_bytes", channel))
+
+    def close(self) -> None:
+        process = self._process
+        if process is not None and process.poll() is None and process.stdin is not None:
+            try:
+                _write_message(process.stdin, ("close", ()))
+                process.wait(timeout=min(self.timeout, 5.0))
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self._stop_worker()
+
+    def __enter__(self) -> IsolatedTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_process", None) is not None:
+            self._stop_worker()
+
+
+def _worker_main(path: str) -> int:
+    """The worker loop: one request, one reply, until ``close`` or end of input."""
+    import faulthandler
+
+    # Private copies of the protocol pipes; the library's own stdout goes to stderr.
+    requests = os.dup(0)
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    faulthandler.enable()  # a Python traceback on stderr when the library faults
+    try:
+        target = NativeTarget(path)
+    except Exception as error:  # noqa: BLE001 - reported to the parent
+        _write_message(replies, ("error", f"{type(error).__name__}: {error}"))
+        return 1
+    _write_message(replies, ("ready", None))
+    while True:
+        ok, message = _read_message(requests, None)
+        if not ok:
+            break
+        method, args = message
+        if method == "close":
+            target.close()
+            break
+        try:
+            if method not in _FORWARDED:
+                raise AttributeError(f"the worker does not forward {method!r}")
+            if method == "send_with_external_mdl" and args[1] is not None:
+                args = (args[0], bytearray(args[1]), *args[2:])
+            result = getattr(target, method)(*args)
+            reply: tuple[str, Any] = ("ok", result)
+        except Exception as error:  # noqa: BLE001 - re-raised in the parent
+            try:
+                pickle.dumps(error)
+                reply = ("error", error)
+            except Exception:  # noqa: BLE001
+                reply = ("error", TargetError(f"{type(error).__name__}: {error}"))
+        _write_message(replies, reply)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        raise SystemExit(_worker_main(sys.argv[2]))
+    print(f"usage: {sys.argv[0]} --worker LIBRARY", file=sys.stderr)
+    raise SystemExit(2)

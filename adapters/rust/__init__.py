@@ -1,0 +1,1 @@
+"""The Rust core (``vmbcore``): a Cargo crate in this directory, built by :mod:`.build`."""
