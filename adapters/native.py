@@ -28,6 +28,8 @@ This module uses only the standard library, so the worker can run it as a plain 
 from __future__ import annotations
 
 import array
+import builtins
+import contextlib
 import ctypes
 import os
 import pickle
@@ -39,7 +41,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import IO, Any
 
 STATUS_SUCCESS = 0x0000_0000
@@ -118,9 +119,7 @@ def build_mdl_chain(chain: MdlChainArg) -> tuple[int, list[object]]:
         header.ByteOffset = byte_offset
         if pfn_array:
             address, _ = pfn_array.buffer_info()
-            ctypes.memmove(
-                ctypes.addressof(memory) + MDL_HEADER_SIZE, address, 8 * len(pfn_array)
-            )
+            ctypes.memmove(ctypes.addressof(memory) + MDL_HEADER_SIZE, address, 8 * len(pfn_array))
         keep.append(memory)
         next_address = ctypes.addressof(memory)
     return next_address, keep
@@ -179,7 +178,9 @@ class NativeTarget:
 
     # -- the completion routine --------------------------------------------------------
 
-    def _on_complete(self, packet: int | None, status: int, buffer: int | None, length: int) -> None:
+    def _on_complete(
+        self, packet: int | None, status: int, buffer: int | None, length: int
+    ) -> None:
         data = ctypes.string_at(buffer, length) if buffer and length else b""
         handle = packet or 0
         self._completions.append((handle, status & UINT32_MAX, data))
@@ -315,7 +316,7 @@ class NativeTarget:
         self._keepalive.clear()
 
 
-def RustTarget() -> NativeTarget:  # noqa: N802 - a factory that reads as a class
+def RustTarget() -> NativeTarget:
     """The Rust core (``adapters/rust``), in process. Build it first with
     ``python adapters/rust/build.py``; the error says so if it is missing."""
     from adapters.rust.build import library_path
@@ -345,8 +346,7 @@ class TargetCrashed(Exception):
 def _show_call(call: tuple[str, tuple[Any, ...]]) -> str:
     method, args = call
     shown = ", ".join(
-        f"{a:#x}" if isinstance(a, int) and not isinstance(a, bool) else repr(a)[:60]
-        for a in args
+        f"{a:#x}" if isinstance(a, int) and not isinstance(a, bool) else repr(a)[:60] for a in args
     )
     return f"{method}({shown})"
 
@@ -403,6 +403,16 @@ def _read_message(fd: int, deadline: float | None) -> tuple[bool, Any]:
     return True, pickle.loads(payload)
 
 
+def _rebuild_error(type_name: str, message: str) -> Exception:
+    """The parent's copy of an exception the worker's target raised."""
+    if type_name == "TargetError":
+        return TargetError(message)
+    builtin = getattr(builtins, type_name, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        return builtin(message)
+    return TargetError(f"{type_name}: {message}")
+
+
 def _describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "the worker stopped answering"
@@ -439,7 +449,8 @@ class IsolatedTarget:
     # -- the worker -------------------------------------------------------------------
 
     def _start(self) -> subprocess.Popen[bytes]:
-        self._stderr = tempfile.TemporaryFile()
+        # Closed by _stop_worker, which outlives this function.
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", self.path],
             stdin=subprocess.PIPE,
@@ -450,7 +461,9 @@ class IsolatedTarget:
         self._calls = []
         assert process.stdout is not None
         try:
-            ok, ready = _read_message(process.stdout.fileno(), time.monotonic() + self.start_timeout)
+            ok, ready = _read_message(
+                process.stdout.fileno(), time.monotonic() + self.start_timeout
+            )
         except TimeoutError:
             ok, ready = False, None
         if not ok:
@@ -478,16 +491,12 @@ class IsolatedTarget:
             return "no worker"
         if process.poll() is None:
             process.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a kill that does not take
-            pass
         for stream in (process.stdin, process.stdout):
             if stream is not None:
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
         detail = _describe_exit(process.returncode) + self._stderr_tail()
         if self._stderr is not None:
             self._stderr.close()
@@ -518,7 +527,7 @@ class IsolatedTarget:
             raise TargetCrashed("crash", detail, calls)
         kind, value = reply
         if kind == "error":
-            raise value
+            raise _rebuild_error(*value)
         return value
 
     # -- the target interface -----------------------------------------------------------
@@ -612,7 +621,7 @@ def _worker_main(path: str) -> int:
     faulthandler.enable()  # a Python traceback on stderr when the library faults
     try:
         target = NativeTarget(path)
-    except Exception as error:  # noqa: BLE001 - reported to the parent
+    except Exception as error:
         _write_message(replies, ("error", f"{type(error).__name__}: {error}"))
         return 1
     _write_message(replies, ("ready", None))
@@ -631,12 +640,9 @@ def _worker_main(path: str) -> int:
                 args = (args[0], bytearray(args[1]), *args[2:])
             result = getattr(target, method)(*args)
             reply: tuple[str, Any] = ("ok", result)
-        except Exception as error:  # noqa: BLE001 - re-raised in the parent
-            try:
-                pickle.dumps(error)
-                reply = ("error", error)
-            except Exception:  # noqa: BLE001
-                reply = ("error", TargetError(f"{type(error).__name__}: {error}"))
+        except Exception as error:
+            # By name: classes defined here are __main__.X in the worker.
+            reply = ("error", (type(error).__name__, str(error)))
         _write_message(replies, reply)
     return 0
 

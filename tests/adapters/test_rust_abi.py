@@ -89,7 +89,9 @@ def test_cargo_fmt_and_clippy_are_clean() -> None:
 def test_no_dependencies_in_cargo_toml() -> None:
     text = MANIFEST.read_text()
     section = text.split("[dependencies]", 1)[1].split("\n[", 1)[0]
-    assert [line for line in section.splitlines() if line.strip() and not line.startswith("#")] == []
+    assert [
+        line for line in section.splitlines() if line.strip() and not line.startswith("#")
+    ] == []
 
 
 def test_unsafe_is_confined_to_the_ffi_module() -> None:
