@@ -31,10 +31,12 @@ from hypothesis.stateful import (
 )
 
 from conformance.driver import Driver, Evidence, Step, chain_to_json
-from spec.constants import UINT32_MAX, NtStatus, SendFlags
+from spec.call import SendCall
+from spec.constants import RING_TRAILER_SIZE, UINT32_MAX, NtStatus, SendFlags
 from spec.lifecycle import ChannelState, PacketState
 from spec.mdl import ROUND_TO_PAGES, MdlChain, MdlSegment
 from spec.readings import Profile
+from spec.rules import SendContext, evaluate_send
 
 FEATURES = (
     "force",
@@ -116,18 +118,22 @@ def offsets_for(chain: MdlChain) -> st.SearchStrategy[int]:
     )
 
 
-def lengths_for(chain: MdlChain, offset: int) -> st.SearchStrategy[int]:
-    """MdlLength for ``offset``: 0, lengths that fit, and lengths at and past every bound."""
+def lengths_for(chain: MdlChain, offset: int, forced: bool) -> st.SearchStrategy[int]:
+    """MdlLength for ``offset``: 0, lengths that fit, and lengths at and past the bound that
+    applies (the chain's total, or under FORCE_MDL_LENGTH the page-rounded bound and the
+    unsafe ROUND_TO_PAGES(ByteCount) of reading A3 (b))."""
     first = chain.first
-    total = chain.byte_count
-    forced = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
-    unsafe = ROUND_TO_PAGES(first.byte_count)
-    edges = _clip([
-        1, total - offset, total - offset + 1, total - offset - 1,
-        forced - offset, forced - offset + 1, unsafe - offset,
-        first.byte_count - offset, 2**32 - offset, 2**32 - offset + 0x1000,
-    ])
-    fitting = st.integers(1, max(1, total - offset)) if offset < total else st.just(1)
+    if forced:
+        bound = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
+        unsafe = ROUND_TO_PAGES(first.byte_count)
+        edges = [bound - offset, bound - offset + 1, bound - offset - 1, unsafe - offset,
+                 unsafe - offset + 1, first.byte_count - offset]
+    else:
+        bound = chain.byte_count
+        edges = [bound - offset, bound - offset + 1, bound - offset - 1,
+                 first.byte_count - offset, first.byte_count - offset + 1]
+    edges = _clip([1, *edges, 2**32 - offset, 2**32 - offset + 0x1000])
+    fitting = st.integers(1, max(1, bound - offset)) if offset < bound else st.just(1)
     return st.one_of(
         st.just(0),
         fitting,
@@ -181,6 +187,24 @@ def build_machine(
 
         def _has(self, feature: str) -> bool:
             return feature in self.features
+
+        def _exact_fit(
+            self, mdl: MdlChain | None, offset: int, length: int, flags: int,
+            data: st.DataObject,
+        ) -> int:
+            """A BufferLength that makes packet + trailer land on the ring's free space:
+            exactly full (must queue or be rejected), or one 8-byte unit short (fits)."""
+            verdict = evaluate_send(
+                SendCall(None, 0, mdl, offset, length, flags),
+                SendContext.fresh(self.channel.data_size),
+                profile,
+            )
+            header = verdict.accepted.data_offset if verdict.accepted else 56
+            room = self.channel.free if self.channel.free < self.channel.data_size else (
+                self.channel.data_size
+            )
+            slack = data.draw(st.sampled_from([0, 8, -8, 1]), label="slack")
+            return max(0, min(UINT32_MAX, room - RING_TRAILER_SIZE - header - slack))
 
         def _rare(self, feature: str, data: st.DataObject) -> bool:
             return feature in self.features and data.draw(rare, label=feature)
@@ -252,8 +276,11 @@ def build_machine(
                 length = data.draw(st.sampled_from([0, 0, 0x1000]), label="length")
             else:
                 offset = data.draw(offsets_for(mdl), label="offset")
-                length = data.draw(lengths_for(mdl, offset), label="length")
+                forced = bool(flags & SendFlags.FORCE_MDL_LENGTH)
+                length = data.draw(lengths_for(mdl, offset, forced), label="length")
             buffer_length = data.draw(buffer_lengths(self.channel.data_size), label="buflen")
+            if data.draw(rare, label="fill the ring"):
+                buffer_length = self._exact_fit(mdl, offset, length, raw_flags, data)
             # READ-A14: now and then a NULL Buffer, with or without a length.
             null_buffer = data.draw(rare, label="null buffer") or (
                 buffer_length == 0 and data.draw(st.booleans(), label="null empty buffer")

@@ -120,7 +120,10 @@ def parse_catalog(data: Mapping[str, Any]) -> Catalog:
     for index, entry in enumerate(data.get("seed", [])):
         where = f"seed sentence #{index + 1}"
         sentence = _text(entry, "sentence", where)
-        covered = tuple(entry.get("covered_by", ()))
+        raw_covered = entry.get("covered_by", [])
+        if not isinstance(raw_covered, list) or not all(isinstance(i, str) for i in raw_covered):
+            raise CatalogError(f"{where}: 'covered_by' must be a list of requirement IDs")
+        covered = tuple(raw_covered)
         informational = entry.get("informational")
         if not covered and not informational:
             raise CatalogError(f"{where} ({sentence!r}) has no requirement and no reason")

@@ -76,7 +76,8 @@ class MdlSegment:
     def with_pages(cls, byte_offset: int, byte_count: int, first_pfn: int = 0x1000) -> MdlSegment:
         """An MDL over consecutive made-up PFNs ``first_pfn, first_pfn + 1, ...``."""
         count = ADDRESS_AND_SIZE_TO_SPAN_PAGES(
-            _require_uint("ByteOffset", byte_offset, PAGE_SIZE - 1), byte_count
+            _require_uint("ByteOffset", byte_offset, PAGE_SIZE - 1),
+            _require_uint("ByteCount", byte_count, UINT32_MAX),
         )
         return cls(byte_offset, byte_count, tuple(range(first_pfn, first_pfn + count)))
 
@@ -97,8 +98,13 @@ class MdlChain:
     segments: tuple[MdlSegment, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.segments, tuple) or not self.segments:
-            raise InvalidValue("an MDL chain is a non-empty tuple of MdlSegment")
+        if not isinstance(self.segments, tuple):
+            raise TypeError(
+                f"an MDL chain is a tuple of MdlSegment, not {type(self.segments).__name__}"
+                " (MdlChain.of takes any iterable)"
+            )
+        if not self.segments:
+            raise InvalidValue("an MDL chain has at least one MDL")
         for segment in self.segments:
             if not isinstance(segment, MdlSegment):
                 raise TypeError(f"an MDL chain holds MdlSegment, not {type(segment).__name__}")

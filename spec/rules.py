@@ -166,10 +166,13 @@ class Verdict:
         """The alternative a returned status selects, or None if no alternative allows it."""
         if status == NtStatus.STATUS_SUCCESS:
             return self.accepted
-        rejected = self.rejected
-        if rejected is not None and rejected.statuses.allows(status):
-            return rejected
-        return None
+        return next(
+            (
+                o for o in self.alternatives
+                if isinstance(o, Rejected) and o.statuses.allows(status)
+            ),
+            None,
+        )
 
     def describe(self) -> str:
         parts = []

@@ -340,3 +340,10 @@ def test_every_rule_sentence_of_the_seed_is_covered_by_a_requirement_id() -> Non
     for needle in ("must be set", "page boundary", "only the first MDL", "must be copied"):
         (entry,) = [by_sentence[s] for s in rule_sentences if needle in s]
         assert any(rid.startswith("SEED-") for rid in entry.covered_by), needle
+
+
+def test_covered_by_written_as_a_string_is_refused_with_a_clear_message() -> None:
+    data = minimal()
+    data["seed"][0]["covered_by"] = "SEED-X"
+    with pytest.raises(CatalogError, match="must be a list of requirement IDs"):
+        parse_catalog(data)

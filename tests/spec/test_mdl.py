@@ -136,10 +136,20 @@ def test_with_pages_rejects_invalid_fields(byte_offset: int, byte_count: int) ->
 
 
 def test_chain_must_not_be_empty() -> None:
-    with pytest.raises(InvalidValue, match="non-empty"):
+    with pytest.raises(InvalidValue, match="at least one MDL"):
         MdlChain(())
     with pytest.raises(InvalidValue):
         MdlChain.of([])
+
+
+def test_chain_given_a_list_is_a_type_error_pointing_at_of() -> None:
+    with pytest.raises(TypeError, match=r"MdlChain\.of"):
+        MdlChain([MdlSegment.with_pages(0, 1)])  # type: ignore[arg-type]
+
+
+def test_with_pages_names_bytecount_when_it_is_negative() -> None:
+    with pytest.raises(InvalidValue, match="ByteCount"):
+        MdlSegment.with_pages(0, -1)
 
 
 def test_chain_holds_only_segments() -> None:

@@ -626,11 +626,6 @@ def test_describe_mentions_each_alternative() -> None:
     assert "(READ-A7)" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec bug: Verdict.outcome_for consults only the first Rejected alternative, so a "
-    "status allowed by a later Rejected alternative (exact-status profile) is refused",
-)
 def test_outcome_for_finds_a_status_allowed_by_any_rejected_alternative() -> None:
     # exact-status, disabled channel, an unknown flag bit: rejecting because the channel is
     # closed (STATUS_DEVICE_REMOVED) and rejecting the unknown bit (STATUS_INVALID_PARAMETER)
