@@ -7,13 +7,15 @@ The crate in this directory (``vmbcore``, standard library only) builds offline:
 
 which runs ``cargo build --offline --release --manifest-path adapters/rust/Cargo.toml`` with
 the target directory ``adapters/rust/target``. :func:`library_path` finds the result (or the
-file named by the environment variable ``VMBCORE_LIB``) without building anything.
+library an install with setuptools-rust put next to this file, or the file named by the
+environment variable ``VMBCORE_LIB``) without building anything.
 
 Only the standard library is imported here, and nothing from ``spec`` or ``conformance``.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import shutil
 import subprocess
@@ -73,19 +75,27 @@ def build_library(release: bool = True) -> Path:
     return path
 
 
+def _packaged() -> list[Path]:
+    """The library as an installed package carries it: setuptools-rust with
+    ``binding = "NoBinding"`` and target ``adapters.rust.vmbcore`` puts the cdylib next to this
+    file as ``vmbcore<EXTENSION_SUFFIX>`` (for example ``vmbcore.cpython-311-x86_64-linux-gnu.so``).
+    """
+    return [CRATE_DIR / f"vmbcore{suffix}" for suffix in importlib.machinery.EXTENSION_SUFFIXES]
+
+
 def library_path() -> Path:
-    """The built library: ``$VMBCORE_LIB`` if set, else the release build, else the debug
-    build. Raises :class:`FileNotFoundError` saying how to build it."""
+    """The built library: ``$VMBCORE_LIB`` if set, else the most recently built of the
+    packaged library (setuptools-rust), the release build and the debug build. Raises
+    :class:`FileNotFoundError` saying how to build it."""
     override = os.environ.get(ENV_VAR)
     if override:
         path = Path(override)
         if not path.is_file():
             raise FileNotFoundError(f"{ENV_VAR}={override} does not name a file")
         return path
-    for release in (True, False):
-        path = _built(release)
-        if path.is_file():
-            return path
+    candidates = [p for p in (*_packaged(), _built(True), _built(False)) if p.is_file()]
+    if candidates:
+        return max(candidates, key=lambda p: p.stat().st_mtime)
     raise FileNotFoundError(
         f"the Rust core is not built ({_built(True)} is missing). Build it with "
         f"`python {CRATE_DIR / 'build.py'}` (or `cargo build --offline --release "

@@ -285,6 +285,7 @@ def test_mdl_layout_in_ctypes_memory() -> None:
 def test_library_path_says_how_to_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(build.ENV_VAR, raising=False)
     monkeypatch.setattr(build, "TARGET_DIR", tmp_path)
+    monkeypatch.setattr(build, "CRATE_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"build\.py"):
         build.library_path()
     monkeypatch.setenv(build.ENV_VAR, str(tmp_path / "nope.so"))
@@ -298,3 +299,23 @@ def test_the_conformance_suite_passes_on_the_rust_core(library: Path) -> None:
 
     report = run_conformance("rust", examples=40, seed=1234)
     assert report.passed, [f.as_json() for f in report.failures]
+
+
+def test_library_path_finds_the_newest_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.machinery
+    import os
+
+    monkeypatch.delenv(build.ENV_VAR, raising=False)
+    monkeypatch.setattr(build, "TARGET_DIR", tmp_path / "target")
+    monkeypatch.setattr(build, "CRATE_DIR", tmp_path)
+    release = tmp_path / "target" / "release" / build.LIBRARY_NAME
+    release.parent.mkdir(parents=True)
+    release.write_bytes(b"")
+    os.utime(release, (1, 1))
+    assert build.library_path() == release
+    # What setuptools-rust (binding NoBinding, target adapters.rust.vmbcore) installs.
+    packaged = tmp_path / f"vmbcore{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    packaged.write_bytes(b"")
+    assert build.library_path() == packaged
