@@ -1,1 +1,12 @@
-"""The conformance suite: runs against any target through an adapter, with the spec as oracle."""
+"""The conformance suite: runs against any target through an adapter, with the spec as oracle.
+
+The one public entry point is :func:`run_conformance`::
+
+    from conformance import run_conformance
+    report = run_conformance(MyTarget)   # or "sim", "rust", "native:./libx.so"
+    assert report.passed, report.summary()
+"""
+
+from conformance.runner import ConformanceReport, Failure, run_conformance
+
+__all__ = ["ConformanceReport", "Failure", "run_conformance"]

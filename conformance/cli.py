@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_modules() -> list[Any]:
-    from conformance import cli_check
+    from conformance import cli_check, cli_prove
 
-    return [cli_check]
+    return [cli_check, cli_prove]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,9 +50,9 @@ def _run_proofs(quiet: bool) -> list[dict[str, Any]]:
     except ImportError:  # pragma: no cover - the proofs are part of the package
         return []
     results = run_properties()
-    proofs = [r.as_json() if hasattr(r, "as_json") else dict(r) for r in results]
+    proofs = [r.as_json() for r in results]
     if not quiet:
-        proved = sum(1 for p in proofs if p.get("status") == p.get("expected"))
+        proved = sum(1 for p in proofs if p.get("ok"))
         print(f"proofs: {proved}/{len(proofs)} as expected", file=sys.stderr)
     return proofs
 
@@ -107,7 +107,7 @@ def run_check(args: argparse.Namespace) -> int:
         junit_path=Path(args.junit) if args.junit else None,
         markdown_path=Path(args.report) if args.report else None,
     )
-    failed_proofs = [p for p in proofs if p.get("status") != p.get("expected")]
+    failed_proofs = [p for p in proofs if not p.get("ok")]
     if failed_proofs:
         names = ", ".join(str(p.get("name")) for p in failed_proofs)
         print(f"proofs not as expected: {names}", file=sys.stderr)

@@ -29,7 +29,7 @@ def requirement_rows(report: ConformanceReport) -> list[dict[str, Any]]:
     failing = report.failing_requirements()
     proved: dict[str, list[str]] = {}
     for proof in report.proofs:
-        if proof.get("status") == proof.get("expected") == "proved":
+        if proof.get("ok") and proof.get("status") == "proved":
             for requirement in proof.get("requirements", ()):
                 proved.setdefault(requirement, []).append(str(proof.get("name")))
     rows = []
