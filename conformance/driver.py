@@ -146,14 +146,27 @@ class ChannelModel:
     queue: collections.deque[int] = field(default_factory=collections.deque)
     #: transaction id -> packet index, for packets the host has taken and not completed.
     taken: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def used(self) -> int:
-        return sum(total + RING_TRAILER_SIZE for _, total in self.ring)
+    #: Bytes of the data area in use: the packets in ``ring`` and their trailers.
+    used: int = 0
 
     @property
     def free(self) -> int:
         return self.data_size - self.used
+
+    def write(self, packet: int, total: int) -> None:
+        self.ring.append((packet, total))
+        self.used += total + RING_TRAILER_SIZE
+
+    def take(self) -> tuple[int, int]:
+        packet, total = self.ring.popleft()
+        self.used -= total + RING_TRAILER_SIZE
+        return packet, total
+
+    def discard(self) -> None:
+        self.ring.clear()
+        self.queue.clear()
+        self.taken.clear()
+        self.used = 0
 
 
 def _hex(data: bytes) -> str:
@@ -178,9 +191,12 @@ def buffer_from_json(value: Any, length: Any) -> bytes | None:
     if isinstance(value, str):
         return bytes.fromhex(value)
     if isinstance(value, dict) and isinstance(value.get("fill"), int) and isinstance(length, int):
-        fill = value["fill"]
-        return bytes((fill + i) & 0xFF for i in range(length))
+        start = value["fill"] & 0xFF
+        return (_PATTERN * (length // 256 + 2))[start:start + length]
     raise StepError(f"bad buffer in step: {value!r:.60}")
+
+
+_PATTERN = bytes(range(256))
 
 
 def chain_to_json(chain: MdlChain | None) -> Any:
@@ -269,9 +285,7 @@ class Driver:
             self._move_packet(packet, PacketEvent.CANCEL)
             packet.expected = None
             packet.held = False
-        channel.ring.clear()
-        channel.queue.clear()
-        channel.taken.clear()
+        channel.discard()
 
     def _check_cancellations(
         self, outstanding: list[PacketModel], calls: list[tuple[int, int, bytes]]
@@ -403,7 +417,7 @@ class Driver:
         packet.written_bytes = None
         if outcome.disposition is Disposition.RING:
             self._move_packet(packet, PacketEvent.SEND_TO_RING)
-            channel.ring.append((packet.index, outcome.total))
+            channel.write(packet.index, outcome.total)
             packet.written_bytes = bytes(buffer) if buffer is not None else b""
         else:
             self._move_packet(packet, PacketEvent.SEND_QUEUED)
@@ -477,7 +491,7 @@ class Driver:
             if packet.expected.total + RING_TRAILER_SIZE >= channel.free:
                 break
             channel.queue.popleft()
-            channel.ring.append((packet.index, packet.expected.total))
+            channel.write(packet.index, packet.expected.total)
             packet.written_bytes = bytes(packet.buffer) if packet.buffer is not None else b""
             self._move_packet(packet, PacketEvent.WRITTEN)
 
@@ -498,7 +512,7 @@ class Driver:
                 ("SEED-SEND", "KMCL-QUEUE-FULL"),
                 f"packet {index} should be in the ring, but the host found the ring empty",
             )
-        index, _total = channel.ring.popleft()
+        index, _total = channel.take()
         packet = self.packets[index]
         self._check_packet(packet, bytes(data), channel)
         self._flush(channel)

@@ -49,6 +49,7 @@ FEATURES = (
     "mutate",
     "disable",
     "late-open",
+    "wrap32",
 )
 RING_SIZES = (4096, 8192, 16384, 65536)
 MAX_PACKETS = 4
@@ -274,6 +275,14 @@ def build_machine(
             if mdl is None:
                 offset = data.draw(st.sampled_from([0, 0, 1]), label="offset")
                 length = data.draw(st.sampled_from([0, 0, 0x1000]), label="length")
+            elif self._rare("wrap32", data):
+                # Reference §6: MdlOffset + MdlLength past 2**32, wrapping to a small sum that
+                # a 32-bit check would find inside the MDL.
+                offset = data.draw(
+                    st.sampled_from([0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000]), label="offset"
+                )
+                wrapped = data.draw(st.integers(0, mdl.byte_count), label="wrapped end")
+                length = (2**32 - offset + wrapped) & UINT32_MAX
             else:
                 offset = data.draw(offsets_for(mdl), label="offset")
                 forced = bool(flags & SendFlags.FORCE_MDL_LENGTH)

@@ -48,7 +48,7 @@ def test_the_suite_reports_each_broken_simulator(bug: str) -> None:
     "bug", ["wrap32", "range-per-page", "extra-pfn", "double-completion", "ignore-wait-flag"]
 )
 def test_the_stateful_run_alone_finds_and_shrinks(bug: str) -> None:
-    report = run_conformance(f"sim:{bug}", examples=400, seed=3, cases=False)
+    report = run_conformance(f"sim:{bug}", examples=200, seed=3, cases=False)
     assert not report.passed, f"the stateful run missed sim:{bug}"
     (failure,) = report.failures
     assert failure.source == "stateful"
