@@ -57,9 +57,13 @@ def _run_proofs(quiet: bool) -> list[dict[str, Any]]:
     return proofs
 
 
+def _target_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"isolate": args.isolate, "timeout": args.timeout}
+
+
 def run_check(args: argparse.Namespace) -> int:
     try:
-        name, factory = resolve_target(args.target)
+        name, factory = resolve_target(args.target, _target_options(args))
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
     if args.examples < 0:
@@ -121,7 +125,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     target = args.target or "sim"
     try:
-        _name, factory = resolve_target(target)
+        _name, factory = resolve_target(target, _target_options(args))
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
     profile = args.profile
@@ -170,6 +174,7 @@ def add_parser(subparsers: Any) -> None:
     check.add_argument("--no-cases", action="store_true", help="skip the case catalog")
     check.add_argument("--no-proofs", action="store_true", help="skip the Z3 properties")
     check.add_argument("--quiet", action="store_true", help="no progress display")
+    _target_switches(check)
     check.set_defaults(func=run_check)
 
     replay = subparsers.add_parser(
@@ -180,4 +185,16 @@ def add_parser(subparsers: Any) -> None:
     replay.add_argument("file", help="a vmbspec-failure-N.json file")
     replay.add_argument("--target", default=None, help="target to replay on (default sim)")
     profile_argument(replay)
+    _target_switches(replay)
     replay.set_defaults(func=run_replay)
+
+
+def _target_switches(parser: Any) -> None:
+    isolate = parser.add_mutually_exclusive_group()
+    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,
+                         help="run a native target in a worker process, so a crash or hang "
+                         "is a verdict (the default for native:PATH)")
+    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
+                         help="load a native target into this process")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="how long one call to an isolated or remote target may take")
