@@ -15,12 +15,25 @@ runs. One ctypes completion routine, registered on every packet at allocation, r
 
 :class:`IsolatedTarget` runs a :class:`NativeTarget` in a worker process (this file run as a
 script, speaking length-prefixed pickles over pipes) and forwards every call. When the worker
-dies (segfault, abort) or does not answer within ``timeout`` seconds, the call raises
-:class:`TargetCrashed` with kind ``"crash"`` or ``"hang"`` and the calls made on that worker;
-the next call starts a fresh worker (the old state is gone: the suite starts a fresh case).
-Isolation has one visible difference: the in-line buffer crosses the process boundary as a
-copy of its bytes at the call, so a target that reads the buffer late sees the bytes as they
-were at the call (which reading A11 allows).
+dies (segfault, abort, a panic that aborts) or does not answer within ``timeout``
+seconds, the call raises :class:`TargetCrashed` with kind ``"crash"`` or ``"hang"`` and the
+calls made on that target; the next call starts a fresh worker (the old state is gone: the
+suite starts a fresh case). Isolation has one visible difference: the in-line buffer crosses
+the process boundary as a copy of its bytes at the call, so a target that reads the buffer late
+sees the bytes as they were at the call (which reading A11 allows).
+
+Workers are pooled: by default every :class:`IsolatedTarget` on one library file talks to the
+same worker process, which keeps one :class:`NativeTarget` per target id on one loaded copy of
+the library. The suite makes a fresh target per case and per stateful example (hundreds a
+run); a process start for each would cost more than the run itself. The consequence: targets
+on one library are not isolated from each other, only from this process. A library with global
+state (a counter, a cache, a leak, a corrupted heap) carries it from one target to the next,
+as it would in process, and when one target crashes or hangs the worker every other live
+target on that library loses its state too (its next call raises :class:`TargetCrashed`).
+``IsolatedTarget(..., shared=False)`` gives a target a worker of its own.
+
+:func:`resolve` turns the ``--target`` names ``rust`` and ``native:PATH`` into factories
+(``conformance/targets.py``).
 
 This module uses only the standard library, so the worker can run it as a plain script.
 """
@@ -28,6 +41,7 @@ This module uses only the standard library, so the worker can run it as a plain 
 from __future__ import annotations
 
 import array
+import atexit
 import builtins
 import contextlib
 import ctypes
@@ -39,6 +53,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from typing import IO, Any
@@ -142,10 +157,31 @@ def _declare(lib: ctypes.CDLL) -> None:
         "vmbcore_host_complete": (u32, [vp, u64, u32, vp, u32]),
         "vmbcore_channel_ring_bytes": (u32, [vp, u8p, u32, u32p]),
     }
+    missing = [name for name in prototypes if not hasattr(lib, name)]
+    if missing:
+        raise LibraryError(
+            f"{lib._name} does not export the vmbcore.h ABI: {', '.join(missing)} missing"
+        )
     for name, (restype, argtypes) in prototypes.items():
         function = getattr(lib, name)
         function.restype = restype
         function.argtypes = argtypes
+
+
+def load_library(path: str | os.PathLike[str]) -> ctypes.CDLL:
+    """Loads ``path`` and declares the ``vmbcore.h`` prototypes on it. Raises
+    :class:`LibraryError` naming the path when it is no loadable shared library or lacks a
+    function of the ABI."""
+    try:
+        lib = ctypes.CDLL(str(path))
+    except OSError as error:
+        raise LibraryError(f"cannot load {path} as a shared library: {error}") from error
+    _declare(lib)
+    return lib
+
+
+class LibraryError(ValueError):
+    """A library that cannot serve as a target: not loadable, or lacking part of the ABI."""
 
 
 class TargetError(RuntimeError):
@@ -161,12 +197,13 @@ class NativeTarget:
         *,
         name: str | None = None,
         capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
+        library: ctypes.CDLL | None = None,
     ) -> None:
         self.path = str(path)
         self.name = name if name is not None else f"native:{self.path}"
         self.capabilities = frozenset(capabilities)
-        self._lib = ctypes.CDLL(self.path)
-        _declare(self._lib)
+        # ``library``: one already loaded with load_library, shared by the worker's targets.
+        self._lib = library if library is not None else load_library(self.path)
         self._completions: list[tuple[int, int, bytes]] = []
         # Kept alive as long as the target: the library holds a pointer to it.
         self._routine = COMPLETION_ROUTINE(self._on_complete)
@@ -326,11 +363,16 @@ def RustTarget() -> NativeTarget:
 
 # ---- isolation ----------------------------------------------------------------------------
 
+#: Seconds one call to an isolated target may take before it counts as a hang.
+DEFAULT_TIMEOUT = 10.0
+#: Seconds a worker may take to start and load its library.
+DEFAULT_START_TIMEOUT = 30.0
+
 
 class TargetCrashed(Exception):
     """The worker running the target died (``kind == "crash"``) or did not answer in time
-    (``kind == "hang"``). ``calls`` lists the calls made on that worker, the fatal one last,
-    as ``(method, args)``; the target's state is lost."""
+    (``kind == "hang"``). ``calls`` lists the calls made on the target since it last started,
+    the fatal one last, as ``(method, args)``; the target's state is lost."""
 
     def __init__(self, kind: str, detail: str, calls: list[tuple[str, tuple[Any, ...]]]) -> None:
         super().__init__(kind, detail, calls)
@@ -424,32 +466,30 @@ def _describe_exit(returncode: int | None) -> str:
     return f"the worker exited with status {returncode}"
 
 
-class IsolatedTarget:
-    """A :class:`NativeTarget` in a worker process; see the module docstring."""
+class _Worker:
+    """One worker process for one library, serving any number of :class:`IsolatedTarget`
+    objects, each under its own id. ``generation`` counts the processes started, so that a
+    target can tell that the process holding its handles has gone."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        timeout: float = 10.0,
-        *,
-        name: str | None = None,
-        capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
-        start_timeout: float = 30.0,
-    ) -> None:
-        self.path = str(path)
-        self.timeout = timeout
+    def __init__(self, path: str, start_timeout: float) -> None:
+        self.path = path
         self.start_timeout = start_timeout
-        self.name = name if name is not None else f"native:{self.path}"
-        self.capabilities = frozenset(capabilities)
+        self.generation = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
-        self._calls: list[tuple[str, tuple[Any, ...]]] = []
-        self.restarts = 0
+        self._next_id = 0
+        self._lock = threading.Lock()
 
-    # -- the worker -------------------------------------------------------------------
+    def new_id(self) -> int:
+        """Starts the process if none is running; a fresh target id in it."""
+        if self._process is None or self._process.poll() is not None:
+            self.stop()
+            self._start()
+        self._next_id += 1
+        return self._next_id
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        # Closed by _stop_worker, which outlives this function.
+    def _start(self) -> None:
+        # Closed by stop(), which outlives this function.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         process = subprocess.Popen(
             [sys.executable, os.path.abspath(__file__), "--worker", self.path],
@@ -458,7 +498,7 @@ class IsolatedTarget:
             stderr=self._stderr,
         )
         self._process = process
-        self._calls = []
+        self.generation += 1
         assert process.stdout is not None
         try:
             ok, ready = _read_message(
@@ -467,12 +507,27 @@ class IsolatedTarget:
         except TimeoutError:
             ok, ready = False, None
         if not ok:
-            detail = self._stop_worker()
+            detail = self.stop()
             raise TargetCrashed("crash", f"the worker failed to start: {detail}", [])
         if ready[0] != "ready":
-            self._stop_worker()
+            self.stop()
             raise TargetError(f"the worker could not load {self.path}: {ready[1]}")
-        return process
+
+    def request(self, message: tuple[Any, ...], timeout: float) -> tuple[bool, Any]:
+        """One request and its reply: ``(True, reply)``, or ``(False, None)`` if the worker
+        died. Raises TimeoutError when no reply comes within ``timeout`` seconds."""
+        with self._lock:
+            process = self._process
+            if process is None:
+                return False, None
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                _write_message(process.stdin, message)
+                return _read_message(process.stdout.fileno(), time.monotonic() + timeout)
+            except TimeoutError:
+                raise
+            except OSError:  # a broken pipe: the worker is gone
+                return False, None
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -484,8 +539,8 @@ class IsolatedTarget:
             return ""
         return f"; stderr: {text}" if text else ""
 
-    def _stop_worker(self) -> str:
-        """Kills the worker (if alive) and returns how it ended."""
+    def stop(self) -> str:
+        """Kills the process (if alive) and returns how it ended."""
         process, self._process = self._process, None
         if process is None:
             return "no worker"
@@ -503,28 +558,115 @@ class IsolatedTarget:
             self._stderr = None
         return detail
 
+    def shutdown(self) -> None:
+        """Asks the process to exit (closing its targets), then makes sure it has."""
+        process = self._process
+        if process is not None and process.poll() is None and process.stdin is not None:
+            try:
+                _write_message(process.stdin, (0, "shutdown", ()))
+                process.wait(timeout=5.0)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.stop()
+
+
+#: The shared workers: one per library file (its real path and modification time, so that a
+#: rebuilt library gets a new worker).
+_POOL: dict[tuple[str, int | None], _Worker] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _shared_worker(path: str, start_timeout: float) -> _Worker:
+    real = os.path.realpath(path)
+    try:
+        stamp: int | None = os.stat(real).st_mtime_ns
+    except OSError:
+        stamp = None
+    with _POOL_LOCK:
+        worker = _POOL.get((real, stamp))
+        if worker is None:
+            worker = _POOL[(real, stamp)] = _Worker(path, start_timeout)
+        return worker
+
+
+def shutdown_workers() -> None:
+    """Stops every shared worker. They end with this process anyway (their input pipe
+    closes); this is for callers that want them gone sooner."""
+    with _POOL_LOCK:
+        workers = list(_POOL.values())
+        _POOL.clear()
+    for worker in workers:
+        worker.shutdown()
+
+
+atexit.register(shutdown_workers)
+
+
+class IsolatedTarget:
+    """A :class:`NativeTarget` in a worker process; see the module docstring.
+
+    ``shared=True`` (the default) runs the target in the pooled worker of its library, next to
+    other targets on that library; ``shared=False`` gives it a worker of its own, started on
+    its first call and stopped by :meth:`close` (a fresh library instance, at the cost of a
+    process start per target).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        name: str | None = None,
+        capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        shared: bool = True,
+    ) -> None:
+        self.path = str(path)
+        self.timeout = timeout
+        self.name = name if name is not None else f"native:{self.path}"
+        self.capabilities = frozenset(capabilities)
+        self.shared = shared
+        self._worker = (
+            _shared_worker(self.path, start_timeout)
+            if shared
+            else _Worker(self.path, start_timeout)
+        )
+        self._id: int | None = None
+        self._generation = 0
+        self._calls: list[tuple[str, tuple[Any, ...]]] = []
+        #: How many times a crash or hang of this target stopped its worker.
+        self.restarts = 0
+
+    def _lost(self, kind: str, what: str | None) -> TargetCrashed:
+        """Stops the worker after a crash or hang of this target; the exception to raise."""
+        calls = self._calls
+        detail = self._worker.stop()
+        self._id = None
+        self.restarts += 1
+        return TargetCrashed(kind, detail if what is None else f"{what} ({detail})", calls)
+
     def _call(self, method: str, *args: Any) -> Any:
-        process = self._process if self._process is not None else self._start()
-        self._calls.append((method, args))
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            _write_message(process.stdin, (method, args))
-            ok, reply = _read_message(process.stdout.fileno(), time.monotonic() + self.timeout)
-        except TimeoutError:
-            calls = self._calls
-            process.kill()
-            detail = self._stop_worker()
-            self.restarts += 1
+        worker = self._worker
+        if self._id is not None and worker.generation != self._generation:
+            # Another target on the shared worker crashed or hung it: our handles went too.
+            calls, self._calls, self._id = self._calls, [], None
             raise TargetCrashed(
-                "hang", f"no answer within {self.timeout:g} s ({detail})", calls
-            ) from None
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            ok, reply = False, None
+                "crash",
+                "the shared worker was restarted after another target on it crashed or hung; "
+                "this target's state is lost",
+                calls,
+            )
+        if self._id is None:
+            self._id = worker.new_id()
+            self._generation = worker.generation
+            self._calls = []
+        self._calls.append((method, args))
+        try:
+            ok, reply = worker.request((self._id, method, args), self.timeout)
+        except TimeoutError:
+            raise self._lost("hang", f"no answer within {self.timeout:g} s") from None
         if not ok:
-            calls = self._calls
-            detail = self._stop_worker()
-            self.restarts += 1
-            raise TargetCrashed("crash", detail, calls)
+            raise self._lost("crash", None)
         kind, value = reply
         if kind == "error":
             raise _rebuild_error(*value)
@@ -588,14 +730,19 @@ class IsolatedTarget:
         return bytes(self._call("ring_bytes", channel))
 
     def close(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None and process.stdin is not None:
-            try:
-                _write_message(process.stdin, ("close", ()))
-                process.wait(timeout=min(self.timeout, 5.0))
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self._stop_worker()
+        """Releases the target's handles in the worker. A crash or hang while doing so stops
+        the worker (the next target gets a fresh one) and is not reported: the suite has its
+        verdict by then."""
+        target_id, self._id = self._id, None
+        worker = self._worker
+        if target_id is not None and worker.generation == self._generation:
+            ok = False
+            with contextlib.suppress(TimeoutError):
+                ok, _reply = worker.request((target_id, "close", ()), min(self.timeout, 5.0))
+            if not ok:
+                worker.stop()
+        if not self.shared:
+            worker.shutdown()
 
     def __enter__(self) -> IsolatedTarget:
         return self
@@ -604,12 +751,13 @@ class IsolatedTarget:
         self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_process", None) is not None:
-            self._stop_worker()
+        if not getattr(self, "shared", True):
+            self._worker.stop()
 
 
 def _worker_main(path: str) -> int:
-    """The worker loop: one request, one reply, until ``close`` or end of input."""
+    """The worker loop: one request ``(target id, method, args)``, one reply, until
+    ``shutdown`` or end of input. A target is created on the first call naming its id."""
     import faulthandler
 
     # Private copies of the protocol pipes; the library's own stdout goes to stderr.
@@ -620,31 +768,121 @@ def _worker_main(path: str) -> int:
     os.dup2(devnull, 0)
     faulthandler.enable()  # a Python traceback on stderr when the library faults
     try:
-        target = NativeTarget(path)
+        library = load_library(path)
+    except LibraryError as error:  # its message names the path and what is wrong
+        _write_message(replies, ("error", str(error)))
+        return 1
     except Exception as error:
         _write_message(replies, ("error", f"{type(error).__name__}: {error}"))
         return 1
     _write_message(replies, ("ready", None))
+    targets: dict[int, NativeTarget] = {}
     while True:
         ok, message = _read_message(requests, None)
         if not ok:
             break
-        method, args = message
-        if method == "close":
-            target.close()
+        target_id, method, args = message
+        if method == "shutdown":
             break
         try:
-            if method not in _FORWARDED:
+            if method == "close":
+                closing = targets.pop(target_id, None)
+                if closing is not None:
+                    closing.close()
+                result = None
+            elif method not in _FORWARDED:
                 raise AttributeError(f"the worker does not forward {method!r}")
-            if method == "send_with_external_mdl" and args[1] is not None:
-                args = (args[0], bytearray(args[1]), *args[2:])
-            result = getattr(target, method)(*args)
+            else:
+                target = targets.get(target_id)
+                if target is None:
+                    target = targets[target_id] = NativeTarget(path, library=library)
+                if method == "send_with_external_mdl" and args[1] is not None:
+                    args = (args[0], bytearray(args[1]), *args[2:])
+                result = getattr(target, method)(*args)
             reply: tuple[str, Any] = ("ok", result)
         except Exception as error:
             # By name: classes defined here are __main__.X in the worker.
             reply = ("error", (type(error).__name__, str(error)))
         _write_message(replies, reply)
+    for target in targets.values():
+        target.close()
     return 0
+
+
+# ---- target names -------------------------------------------------------------------------
+
+
+def _probe_isolated(path: str, start_timeout: float) -> None:
+    """Starts the shared worker of ``path`` (so it loads the library); ValueError if it
+    cannot. The worker stays up for the targets that follow."""
+    worker = _shared_worker(path, start_timeout)
+    try:
+        worker.new_id()
+    except TargetError as error:
+        raise ValueError(str(error)) from None
+    except TargetCrashed as error:
+        raise ValueError(f"loading {path} in a worker process failed: {error.detail}") from None
+
+
+def resolve(spec: str, options: dict[str, Any]) -> tuple[str, Any]:
+    """``(display name, factory)`` for ``rust`` and ``native:PATH`` (``conformance.targets``).
+
+    * ``rust``: the built Rust core, in this process; ``options["isolate"] is True`` runs it in
+      a worker process instead.
+    * ``native:PATH``: the library at PATH, in a worker process unless
+      ``options["isolate"] is False``.
+
+    Isolated targets share one worker process per library (:class:`IsolatedTarget` with
+    ``shared=True``): the suite makes a fresh target for every case and example, hundreds a run,
+    and a process start each would cost more than the run. Each target has its own channels and
+    packets in that process, but they share one instance of the library: a library with global
+    state (a counter, a cache, a leak) carries it from one case to the next, exactly as it does
+    in process. The worker is replaced only after a crash or hang. ``options["timeout"]`` is how
+    long one call may take (default :data:`DEFAULT_TIMEOUT`) before it counts as a hang.
+
+    Raises ValueError with a message for the user when the library is missing, is not a shared
+    library, or lacks part of the ABI.
+    """
+    kind, separator, rest = spec.partition(":")
+    isolate = options.get("isolate")
+    timeout = options.get("timeout")
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUT
+    elif not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise ValueError(f"the timeout must be a positive number of seconds, not {timeout!r}")
+    timeout = float(timeout)
+
+    if kind == "rust":
+        if separator:
+            raise ValueError(f"target {spec!r}: `rust` takes no argument")
+        from adapters.rust.build import library_path
+
+        try:
+            path = str(library_path())
+        except FileNotFoundError as error:
+            raise ValueError(str(error)) from None
+        if isolate is True:
+            _probe_isolated(path, DEFAULT_START_TIMEOUT)
+            name = "rust (isolated)"
+            return name, lambda: IsolatedTarget(path, timeout, name=name)
+        load_library(path)  # LibraryError (a ValueError) names what is wrong
+        return "rust", RustTarget
+
+    if kind != "native" or not separator:
+        raise ValueError(f"target {spec!r}: expected `rust` or `native:PATH`")
+    if not rest:
+        raise ValueError("native:PATH needs the path of a shared library after the colon")
+    path = os.path.abspath(os.path.expanduser(rest))
+    if not os.path.exists(path):
+        raise ValueError(f"native:{rest}: no such file {path}")
+    if not os.path.isfile(path):
+        raise ValueError(f"native:{rest}: {path} is not a file")
+    name = f"native:{rest}"
+    if isolate is False:
+        load_library(path)
+        return name, lambda: NativeTarget(path, name=name)
+    _probe_isolated(path, DEFAULT_START_TIMEOUT)
+    return name, lambda: IsolatedTarget(path, timeout, name=name)
 
 
 if __name__ == "__main__":
