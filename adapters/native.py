@@ -372,17 +372,26 @@ DEFAULT_START_TIMEOUT = 30.0
 class TargetCrashed(Exception):
     """The worker running the target died (``kind == "crash"``) or did not answer in time
     (``kind == "hang"``). ``calls`` lists the calls made on the target since it last started,
-    the fatal one last, as ``(method, args)``; the target's state is lost."""
+    the fatal one last, as ``(method, args)``; ``stderr`` is the end of what the worker wrote
+    there (a Rust panic message, say); the target's state is lost."""
 
-    def __init__(self, kind: str, detail: str, calls: list[tuple[str, tuple[Any, ...]]]) -> None:
+    def __init__(
+        self,
+        kind: str,
+        detail: str,
+        calls: list[tuple[str, tuple[Any, ...]]],
+        stderr: str = "",
+    ) -> None:
         super().__init__(kind, detail, calls)
         self.kind = kind
         self.detail = detail
         self.calls = calls
+        self.stderr = stderr
 
     def __str__(self) -> str:
         last = f"; last call {_show_call(self.calls[-1])}" if self.calls else ""
-        return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}"
+        said = f"; the worker's stderr ends: {self.stderr}" if self.stderr else ""
+        return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}{said}"
 
 
 def _show_call(call: tuple[str, tuple[Any, ...]]) -> str:
@@ -479,6 +488,7 @@ class _Worker:
         self._stderr: IO[bytes] | None = None
         self._next_id = 0
         self._lock = threading.Lock()
+        self.last_stderr = ""
 
     def new_id(self) -> int:
         """Starts the process if none is running; a fresh target id in it."""
@@ -508,7 +518,9 @@ class _Worker:
             ok, ready = False, None
         if not ok:
             detail = self.stop()
-            raise TargetCrashed("crash", f"the worker failed to start: {detail}", [])
+            raise TargetCrashed(
+                "crash", f"the worker failed to start: {detail}", [], self.last_stderr
+            )
         if ready[0] != "ready":
             self.stop()
             raise TargetError(f"the worker could not load {self.path}: {ready[1]}")
@@ -530,17 +542,18 @@ class _Worker:
                 return False, None
 
     def _stderr_tail(self) -> str:
+        """The last 1000 bytes the worker wrote to stderr."""
         if self._stderr is None:
             return ""
         try:
             self._stderr.seek(0)
-            text = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+            return self._stderr.read()[-1000:].decode("utf-8", "replace").strip()
         except OSError:
             return ""
-        return f"; stderr: {text}" if text else ""
 
     def stop(self) -> str:
-        """Kills the process (if alive) and returns how it ended."""
+        """Kills the process (if alive) and returns how it ended; keeps the end of its stderr
+        in ``last_stderr``."""
         process, self._process = self._process, None
         if process is None:
             return "no worker"
@@ -552,7 +565,8 @@ class _Worker:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        detail = _describe_exit(process.returncode) + self._stderr_tail()
+        detail = _describe_exit(process.returncode)
+        self.last_stderr = self._stderr_tail()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
@@ -643,7 +657,8 @@ class IsolatedTarget:
         detail = self._worker.stop()
         self._id = None
         self.restarts += 1
-        return TargetCrashed(kind, detail if what is None else f"{what} ({detail})", calls)
+        message = detail if what is None else f"{what} ({detail})"
+        return TargetCrashed(kind, message, calls, self._worker.last_stderr)
 
     def _call(self, method: str, *args: Any) -> Any:
         worker = self._worker
@@ -758,15 +773,13 @@ class IsolatedTarget:
 def _worker_main(path: str) -> int:
     """The worker loop: one request ``(target id, method, args)``, one reply, until
     ``shutdown`` or end of input. A target is created on the first call naming its id."""
-    import faulthandler
-
     # Private copies of the protocol pipes; the library's own stdout goes to stderr.
     requests = os.dup(0)
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
-    faulthandler.enable()  # a Python traceback on stderr when the library faults
+    # No faulthandler: its traceback would always show this loop; the calls say more.
     try:
         library = load_library(path)
     except LibraryError as error:  # its message names the path and what is wrong
