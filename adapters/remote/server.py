@@ -1,0 +1,402 @@
+"""The reference agent: serves any target over the remote protocol, and records traces.
+
+Theory of operation
+-------------------
+An agent owns a *backend factory*: a callable returning a fresh object with the target
+interface (``conformance/target.py``). The command line (``vmbspec agent``) resolves it from a
+target name; this module never imports the spec or the suite.
+
+Each connection (TCP) or the one pair of standard streams (stdio) is a :class:`Session`.
+``initialize`` checks the protocol version and makes the first backend target; ``reset``
+closes it and makes a fresh one (the client does that between cases instead of reconnecting);
+``shutdown`` closes it and ends the session. Every target method is checked against
+:data:`adapters.remote.protocol.METHODS` before the backend sees it.
+
+After every target method the agent drains the backend's completion-routine calls into a
+buffer that ``completions`` hands over, so that a trace shows each completion right after the
+call during which it happened, which is where a harness around a real driver would log it.
+
+Recording (``trace=``): a JSON Lines file, one header line, then one line per event, written
+and flushed as it happens so a crash still leaves a readable trace. ``docs/trace-format.md``
+is the schema; ``vmbspec trace check`` replays it through the spec.
+
+A harness for a real driver follows this file: the same loop, with each target method
+forwarded to the driver (for example through DeviceIoControl) instead of to a Python object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import socketserver
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from adapters.remote import protocol
+from adapters.remote.framing import (
+    MAX_MESSAGE_BYTES,
+    FrameClosed,
+    FrameTimeout,
+    FrameTooLarge,
+    MessageStream,
+)
+
+BackendFactory = Callable[[], Any]
+
+AGENT_NAME = "vmbspec-agent"
+TRACE_VERSION = 1
+
+
+class TraceRecorder:
+    """Writes trace events as JSON Lines; shared by every session of one agent."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._file: IO[str] = self.path.open("w", encoding="utf-8")  # closed by close()
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._sessions = 0
+        self._write({
+            "vmbspec_trace": TRACE_VERSION,
+            "recorded_by": f"{AGENT_NAME} (adapters.remote.server)",
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        })
+
+    def _write(self, document: dict[str, Any]) -> None:
+        self._file.write(json.dumps(document, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def new_session(self) -> int:
+        with self._lock:
+            self._sessions += 1
+            return self._sessions
+
+    def event(self, session: int, event: str, **fields: Any) -> None:
+        with self._lock:
+            if self._file.closed:
+                return
+            self._seq += 1
+            self._write({"seq": self._seq, "session": session, "event": event, **fields})
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class _RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class Session:
+    """One client's conversation with the agent: a backend target at a time."""
+
+    def __init__(self, factory: BackendFactory, recorder: TraceRecorder | None = None) -> None:
+        self.factory = factory
+        self.recorder = recorder
+        self.target: Any = None
+        self.trace_session = 0
+        self.pending: list[tuple[int, int, bytes]] = []
+        self.closing = False
+        self.initialized = False
+
+    # -- the target's life --------------------------------------------------------------
+
+    def _new_target(self) -> dict[str, Any]:
+        self._close_target()
+        try:
+            self.target = self.factory()
+        except Exception as error:
+            raise _RpcError(protocol.TARGET_ERROR,
+                            f"the backend could not make a target: {error}") from error
+        self.pending = []
+        name = str(getattr(self.target, "name", "target"))
+        capabilities = sorted(str(c) for c in getattr(self.target, "capabilities", ()))
+        if self.recorder is not None:
+            self.trace_session = self.recorder.new_session()
+            self.recorder.event(self.trace_session, "start", target=name,
+                                capabilities=capabilities)
+        return {"target": name, "capabilities": capabilities}
+
+    def _close_target(self) -> None:
+        target, self.target = self.target, None
+        if target is None:
+            return
+        close = getattr(target, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+        if self.recorder is not None:
+            self.recorder.event(self.trace_session, "end")
+
+    def close(self) -> None:
+        self._close_target()
+
+    # -- dispatch -----------------------------------------------------------------------
+
+    def handle(self, message: Any) -> Any:
+        """The reply to one parsed JSON message (None for a notification)."""
+        if isinstance(message, list):
+            if not message:
+                return protocol.failure(None, protocol.INVALID_REQUEST, "an empty batch")
+            replies = [self.handle_one(item) for item in message]
+            return [r for r in replies if r is not None] or None
+        return self.handle_one(message)
+
+    def handle_one(self, message: Any) -> dict[str, Any] | None:
+        request_id = message.get("id") if isinstance(message, dict) else None
+        if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
+            request_id = None
+        if (
+            not isinstance(message, dict)
+            or message.get("jsonrpc") != "2.0"
+            or not isinstance(message.get("method"), str)
+            or not (set(message) <= {"jsonrpc", "id", "method", "params"})
+            or ("id" in message and message["id"] is not None and request_id is None)
+        ):
+            return protocol.failure(request_id, protocol.INVALID_REQUEST,
+                                    "not a JSON-RPC 2.0 request object")
+        if "id" not in message:
+            return None  # a notification: this protocol has none, and it is never answered
+        try:
+            result = self.dispatch(message["method"], message.get("params"))
+        except _RpcError as error:
+            return protocol.failure(request_id, error.code, error.message, error.data)
+        return protocol.success(request_id, result)
+
+    def dispatch(self, method: str, params: Any) -> Any:
+        if method == "initialize":
+            return self._initialize(params)
+        if method == "reset":
+            self._require_initialized()
+            return self._new_target()
+        if method == "shutdown":
+            self.closing = True
+            self._close_target()
+            return None
+        if method not in protocol.METHODS:
+            raise _RpcError(protocol.METHOD_NOT_FOUND, f"no method {method!r}")
+        self._require_initialized()
+        try:
+            arguments = protocol.check_params(method, params)
+        except ValueError as error:
+            raise _RpcError(protocol.INVALID_PARAMS, str(error)) from error
+        return self._call_target(method, params, arguments)
+
+    def _require_initialized(self) -> None:
+        if not self.initialized or self.target is None:
+            raise _RpcError(protocol.NOT_INITIALIZED, "call initialize first")
+
+    def _initialize(self, params: Any) -> dict[str, Any]:
+        version = params.get("protocol") if isinstance(params, dict) else None
+        if version != protocol.PROTOCOL_VERSION:
+            raise _RpcError(protocol.UNSUPPORTED_VERSION,
+                            f"protocol version {version!r} is not supported",
+                            {"supported": [protocol.PROTOCOL_VERSION]})
+        info = self._new_target()
+        self.initialized = True
+        return {
+            "protocol": protocol.PROTOCOL_VERSION,
+            "agent": AGENT_NAME,
+            **info,
+            "max_message_bytes": MAX_MESSAGE_BYTES,
+            "methods": [*protocol.SESSION_METHODS, *protocol.METHODS],
+        }
+
+    def _call_target(self, method: str, raw: Any, arguments: dict[str, Any]) -> Any:
+        target = self.target
+        if method == "completions":
+            calls, self.pending = self.pending, []
+            self._drain()
+            calls += self.pending
+            self.pending = []
+            return protocol.encode_value("completions", calls)
+        values = list(arguments.values())
+        if method == "send_with_external_mdl" and values[1] is not None:
+            values[1] = bytearray(values[1])  # the interface passes the caller's bytearray
+        try:
+            result = getattr(target, method)(*values)
+        except Exception as error:
+            reply = self._error_for(error)
+            self._record("error", method=method, params=raw,
+                         error={"code": reply.code, "message": reply.message})
+            raise reply from error
+        _, kind = protocol.METHODS[method]
+        encoded = protocol.encode_value(kind, result)
+        if method == "host_take_packet":
+            self._record("packet", channel=arguments["channel"], bytes=encoded)
+        elif method == "host_complete":
+            self._record("host_complete", **raw)
+        elif method != "ring_bytes":
+            self._record("call", method=method, params=raw, result=encoded)
+        if method != "ring_bytes":
+            self._drain()
+        return encoded
+
+    def _drain(self) -> None:
+        """Moves the backend's completion-routine calls into the buffer (and the trace)."""
+        try:
+            calls = list(self.target.completions())
+        except Exception as error:
+            raise self._error_for(error) from error
+        for packet, status, data in calls:
+            self._record("completion", packet=int(packet), status=int(status),
+                         data=bytes(data).hex())
+        self.pending.extend((int(p), int(s), bytes(d)) for p, s, d in calls)
+
+    def _record(self, event: str, **fields: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.event(self.trace_session, event, **fields)
+
+    @staticmethod
+    def _error_for(error: Exception) -> _RpcError:
+        kind = getattr(error, "kind", None)
+        if kind in ("crash", "hang"):
+            return _RpcError(protocol.TARGET_FAULT, f"the backend {kind}ed: {error}",
+                             {"kind": kind})
+        if isinstance(error, (ValueError, TypeError)):
+            return _RpcError(protocol.INVALID_PARAMS, str(error))
+        return _RpcError(protocol.TARGET_ERROR, f"{type(error).__name__}: {error}")
+
+
+def serve_stream(stream: MessageStream, session: Session) -> None:
+    """Answers requests on ``stream`` until the client closes it or says ``shutdown``."""
+    try:
+        while not session.closing:
+            try:
+                line = stream.read_line(None)
+            except FrameTooLarge as error:
+                _reply(stream, protocol.failure(None, protocol.MESSAGE_TOO_LARGE, str(error),
+                                                {"max_message_bytes": stream.max_bytes}))
+                stream.skip_line(None)
+                continue
+            try:
+                message = json.loads(line)
+            except (ValueError, UnicodeDecodeError) as error:
+                _reply(stream, protocol.failure(None, protocol.PARSE_ERROR,
+                                                f"not JSON: {error}"))
+                continue
+            reply = session.handle(message)
+            if reply is not None:
+                _reply(stream, reply)
+    except (FrameClosed, FrameTimeout):
+        pass
+    finally:
+        session.close()
+
+
+def _reply(stream: MessageStream, reply: Any) -> None:
+    data = protocol.dumps(reply)
+    if len(data) > stream.max_bytes:
+        request_id = reply.get("id") if isinstance(reply, dict) else None
+        data = protocol.dumps(protocol.failure(
+            request_id, protocol.MESSAGE_TOO_LARGE,
+            f"the reply would be {len(data)} bytes, over the {stream.max_bytes}-byte limit",
+            {"max_message_bytes": stream.max_bytes},
+        ))
+    stream.write_line(data, None)
+
+
+# -- listening ------------------------------------------------------------------------------
+
+
+def parse_listen(listen: str) -> tuple[str, int] | None:
+    """None for ``stdio``; ``(host, port)`` for ``tcp://HOST:PORT``. ValueError otherwise."""
+    if listen == "stdio":
+        return None
+    parts = urlsplit(listen)
+    if parts.scheme != "tcp" or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError(f"--listen must be stdio or tcp://HOST:PORT, not {listen!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in {listen!r}") from None
+    if port is None:
+        raise ValueError(f"--listen {listen!r} needs a port (0 picks a free one)")
+    return parts.hostname, port
+
+
+class TcpAgent(socketserver.ThreadingTCPServer):
+    """An agent listening on TCP; one session per connection, each in its own thread."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, factory: BackendFactory, host: str, port: int,
+                 recorder: TraceRecorder | None = None) -> None:
+        self.factory = factory
+        self.recorder = recorder
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"tcp://{host!s}:{port}"
+
+    def start(self) -> TcpAgent:
+        """Serves in a background thread (for tests and embedding); stop with ``stop``."""
+        threading.Thread(target=self.serve_forever, name="vmbspec-agent", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: TcpAgent
+
+    def handle(self) -> None:
+        stream = MessageStream(sock=self.request)
+        serve_stream(stream, Session(self.server.factory, self.server.recorder))
+
+
+def serve(
+    factory: BackendFactory,
+    listen: str,
+    *,
+    trace: str | os.PathLike[str] | None = None,
+    on_listening: Callable[[str], None] | None = None,
+) -> int:
+    """Serves ``factory``'s targets on ``listen`` (``stdio`` or ``tcp://HOST:PORT``) until
+    the input ends (stdio) or the process is interrupted (TCP). Returns an exit status."""
+    address = parse_listen(listen)
+    recorder = TraceRecorder(trace) if trace is not None else None
+    try:
+        if address is None:
+            # Private copies of the protocol's streams; anything the backend prints goes to
+            # stderr, so it cannot corrupt a reply.
+            read_fd, write_fd = os.dup(0), os.dup(1)
+            os.dup2(2, 1)
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.close(devnull)
+            if on_listening is not None:
+                on_listening("stdio")
+            serve_stream(MessageStream(read_fd=read_fd, write_fd=write_fd), Session(
+                factory, recorder))
+            return 0
+        host, port = address
+        with TcpAgent(factory, host, port, recorder) as agent:
+            if on_listening is not None:
+                on_listening(agent.url)
+            with contextlib.suppress(KeyboardInterrupt):
+                agent.serve_forever()
+        return 0
+    finally:
+        if recorder is not None:
+            recorder.close()
+
+
+def log_listening(url: str) -> None:
+    """The default ``on_listening``: one line on stderr, which tests and scripts can read."""
+    print(f"vmbspec agent: listening on {url}", file=sys.stderr, flush=True)

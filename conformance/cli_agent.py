@@ -1,0 +1,89 @@
+"""``vmbspec agent``: serve a target over the remote protocol (``docs/remote-protocol.md``).
+
+The backend is resolved here, with the same names as ``--target`` (``sim``, ``sim:BUG``,
+``rust``, ``native:PATH``); the agent itself (``adapters.remote.server``) only receives a
+factory, so it stays independent of the spec and the suite. Runs standalone too:
+``python -m conformance.cli_agent --backend sim --listen stdio``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conformance.cli_common import UsageError
+from conformance.targets import UnknownTarget, resolve_target
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from adapters.remote.server import log_listening, parse_listen, serve
+
+    if args.backend.startswith("remote:"):
+        raise UsageError("--backend cannot be a remote target (an agent serving an agent)")
+    try:
+        parse_listen(args.listen)
+    except ValueError as error:
+        raise UsageError(str(error)) from error
+    if args.trace is not None and not Path(args.trace).parent.exists():
+        raise UsageError(f"cannot write {args.trace}: folder {Path(args.trace).parent} "
+                         "does not exist")
+    options: dict[str, Any] = {"isolate": args.isolate, "timeout": args.timeout}
+    try:
+        _name, factory = resolve_target(args.backend, options)
+    except UnknownTarget as error:
+        raise UsageError(str(error)) from error
+    listening = None if args.quiet else log_listening
+    return serve(factory, args.listen, trace=args.trace, on_listening=listening)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="sim", metavar="TARGET",
+                        help="the target to serve: sim (default), sim:BUG[,BUG], rust, "
+                        "native:PATH")
+    parser.add_argument("--listen", default="stdio", metavar="stdio|tcp://HOST:PORT",
+                        help="standard input/output (default) or a TCP address; port 0 picks "
+                        "a free port, printed on stderr")
+    parser.add_argument("--trace", metavar="FILE.jsonl", default=None,
+                        help="record every call, packet and completion (docs/trace-format.md)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="do not print the listening address on stderr")
+    isolate = parser.add_mutually_exclusive_group()
+    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,
+                         help="run a native backend in a worker process")
+    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
+                         help="load a native backend into the agent")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="how long one call to an isolated backend may take")
+    parser.set_defaults(func=run_agent)
+
+
+def add_parser(subparsers: Any) -> None:
+    agent = subparsers.add_parser(
+        "agent",
+        help="serve a target over the remote protocol (the reference agent)",
+        description="Serve a backend target over the remote protocol: JSON-RPC 2.0, one "
+        "message a line, on stdio or TCP (docs/remote-protocol.md). The template a harness "
+        "around a real driver follows. Run the suite through it with --target "
+        "remote:tcp://HOST:PORT or remote:stdio:COMMAND.",
+    )
+    _configure(agent)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vmbspec agent")
+    _configure(parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, OSError) as error:
+        print(f"vmbspec agent: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
