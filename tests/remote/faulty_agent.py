@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
         armed = flag is None or not os.path.exists(flag)
         if count == at and method in METHODS and armed:
             if flag is not None:
-                open(flag, "w").close()  # noqa: SIM115
+                open(flag, "w").close()
             if mode == "close":
                 return 0
             if mode == "silent":

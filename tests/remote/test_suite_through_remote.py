@@ -40,7 +40,7 @@ def _rust_factory() -> object:
         from adapters.rust.build import library_path
 
         library_path()
-    except Exception as error:  # noqa: BLE001 - no cargo on this machine
+    except Exception as error:  # no cargo on this machine: skip
         pytest.skip(f"the Rust core is not built: {error}")
     return RustTarget
 
