@@ -6,8 +6,9 @@ Every computation on MdlOffset, MdlLength, ByteOffset and ByteCount that decides
 is accepted, and which guest pages the emitted packet names, lives in this module and nowhere
 else. Each function takes an :class:`Arith` first: an object that supplies the few operations
 the formulas use (constants, add, subtract, shifts, masks, unsigned compares, a guarded choice).
-:class:`PyArith` evaluates them on Python ints for the executable spec; ``spec.z3model`` supplies
-an implementation over Z3 bit-vectors and proves properties of *these same functions*, so there
+:class:`PyArith` evaluates them on Python ints for the executable spec; ``spec.proofs`` supplies
+implementations over Z3 (bit-vectors, and exact integers whose range P5 bounds) and proves
+properties of *these same functions*, so there
 is no second copy of any formula to drift.
 
 The rules this module keeps:
