@@ -79,6 +79,8 @@ class MessageStream:
         self.max_bytes = max_bytes
         self._buffer = bytearray()
         self._eof = False
+        #: A too-long line was refused before its end arrived: skip_line drops the rest.
+        self._in_long_line = False
         if sock is not None:
             sock.setblocking(False)
         else:
@@ -148,6 +150,7 @@ class MessageStream:
             end = self._buffer.find(b"\n")
             while end < 0:
                 if len(self._buffer) > self.max_bytes:
+                    self._in_long_line = True
                     raise FrameTooLarge(
                         f"a message longer than the {self.max_bytes}-byte limit"
                     )
@@ -165,7 +168,10 @@ class MessageStream:
                 return line
 
     def skip_line(self, deadline: float | None = None) -> None:
-        """Discards input up to and including the next line feed (after FrameTooLarge)."""
+        """Discards the rest of a line refused with FrameTooLarge (nothing if it was whole)."""
+        if not self._in_long_line:
+            return
+        self._in_long_line = False
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
