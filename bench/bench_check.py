@@ -15,8 +15,8 @@ Run: ``python bench/bench_check.py [--examples N] [--write bench/results/check.m
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import os
 import platform
 import pstats
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 from conformance import run_conformance
-from conformance.report import requirement_rows
 from spec.call import SendCall
 from spec.mdl import MdlChain, MdlSegment
 from spec.rules import SendContext, evaluate_send

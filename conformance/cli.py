@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_modules() -> list[Any]:
-    from conformance import cli_check, cli_prove
+    from conformance import cli_agent, cli_check, cli_prove, cli_trace
 
-    return [cli_check, cli_prove]
+    return [cli_check, cli_prove, cli_agent, cli_trace]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

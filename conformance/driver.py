@@ -31,7 +31,7 @@ combinations and boundary classes hit) goes to an :class:`Evidence` collector fo
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +174,7 @@ def _hex(data: bytes) -> str:
 
 
 def chain_from_json(value: Any) -> MdlChain | None:
-    """An MDL chain from a step's ``mdl`` field: ``[[byte_offset, byte_count, [pfn, ...]], ...]``."""
+    """The MDL chain of a step's ``mdl``: ``[[byte_offset, byte_count, [pfn, ...]], ...]``."""
     if value is None:
         return None
     try:
@@ -453,7 +453,7 @@ class Driver:
             )
 
     def _note_send(self, call: SendCall, accepted: Accepted | None) -> None:
-        names = [f.name for f in SendFlags if call.flags & f] or ["none"]
+        names = [str(f.name) for f in SendFlags if call.flags & f] or ["none"]
         if call.flags & ~0x7:
             names.append("unknown-bits")
         self.evidence.flag_combinations["|".join(names)] += 1
@@ -561,7 +561,7 @@ class Driver:
         if expected.payload_may_be_late and packet.written_bytes is not None:
             allowed.append(packet.written_bytes)
         if payload not in allowed:
-            ids = ("SEED-BUFFER", "SEED-BUFFERLENGTH")
+            ids: tuple[str, ...] = ("SEED-BUFFER", "SEED-BUFFERLENGTH")
             if packet.buffer is not None and payload == bytes(packet.buffer):
                 ids = ("SEED-PAGED", "READ-A11", "SEED-BUFFER")
             raise ConformanceFailure(
@@ -678,7 +678,7 @@ def _range_requirements(expected: Accepted) -> tuple[str, ...]:
     return tuple(ids)
 
 
-def _show_ranges(ranges: list[tuple[int, int, tuple[int | None, ...]]]) -> str:
+def _show_ranges(ranges: Sequence[tuple[int, int, tuple[int | None, ...]]]) -> str:
     return "[" + ", ".join(
         f"{{count {c:#x}, offset {o:#x}, {len(p)} PFNs}}" for c, o, p in ranges
     ) + "]"

@@ -201,10 +201,8 @@ def build_machine(
                 profile,
             )
             header = verdict.accepted.data_offset if verdict.accepted else 56
-            room = self.channel.free if self.channel.free < self.channel.data_size else (
-                self.channel.data_size
-            )
-            slack = data.draw(st.sampled_from([0, 8, -8, 1]), label="slack")
+            room: int = self.channel.free
+            slack: int = data.draw(st.sampled_from([0, 8, -8, 1]), label="slack")
             return max(0, min(UINT32_MAX, room - RING_TRAILER_SIZE - header - slack))
 
         def _rare(self, feature: str, data: st.DataObject) -> bool:

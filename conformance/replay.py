@@ -72,7 +72,7 @@ def replay_steps(steps: list[Step], factory: TargetFactory, profile: Profile) ->
             driver.execute(step)
     except StepError:
         raise
-    except Exception as error:  # noqa: BLE001 - every target failure becomes a verdict
+    except Exception as error:
         kind, requirements, message = _classify(error)
         return ReplayResult(Failure("replay", requirements, message, list(driver.log), kind),
                             len(driver.log))

@@ -198,8 +198,8 @@ def to_junit(report: ConformanceReport) -> str:
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname="vmbspec.requirements", name=row["id"])
         if row["status"] == "fail":
-            failure = ET.SubElement(case, "failure", message=f"{row['id']} failed")
-            failure.text = "\n\n".join(failures_by_id.get(row["id"], []))
+            element = ET.SubElement(case, "failure", message=f"{row['id']} failed")
+            element.text = "\n\n".join(failures_by_id.get(row["id"], []))
         elif row["status"] == "uncovered":
             ET.SubElement(case, "skipped", message=row["reason"])
     return ET.tostring(suite, encoding="unicode")

@@ -17,6 +17,7 @@ A run has two parts, both checked by :class:`conformance.driver.Driver` against 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -107,7 +108,7 @@ def run_case(
     try:
         for step in case.steps:
             driver.execute(step)
-    except Exception as error:  # noqa: BLE001 - every target failure becomes a verdict
+    except Exception as error:
         kind, requirements, message = _classify(error)
         return Failure(f"case:{case.id}", requirements or case.requirements, message,
                        list(driver.log), kind)
@@ -115,10 +116,9 @@ def run_case(
         evidence.end_case()
         close = getattr(target, "close", None)
         if close is not None:
-            try:
+            # A target that fails to close is not news; the verdict is already made.
+            with contextlib.suppress(Exception):
                 close()
-            except Exception:  # noqa: BLE001, S110 - a target that fails to close is not news
-                pass
     return None
 
 
@@ -139,7 +139,7 @@ def run_conformance(
         name, factory = resolve_target(target)
     else:
         factory = target
-        name = getattr(target, "name", None) or getattr(target, "__name__", repr(target))
+        name = str(getattr(target, "name", None) or getattr(target, "__name__", repr(target)))
     probe = factory()
     capabilities = frozenset(getattr(probe, "capabilities", ()))
     name = str(getattr(probe, "name", name))
@@ -188,7 +188,7 @@ def run_conformance(
                         f"a failure did not reproduce ({error})", list(state.last_log),
                         "flaky")
             )
-        except Exception as error:  # noqa: BLE001 - every target failure becomes a verdict
+        except Exception as error:
             kind, requirements, message = _classify(error)
             report.failures.append(
                 Failure("stateful", requirements, message, list(state.last_log), kind)

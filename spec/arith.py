@@ -39,7 +39,6 @@ from spec.constants import (
     PACKET_DESCRIPTOR_SIZE,
     PAGE_MASK,
     PAGE_SHIFT,
-    PFN_SIZE,
     UINT64_MAX,
 )
 from spec.errors import ArithmeticWrap
@@ -433,16 +432,17 @@ def range_bytes(a: Arith[W, B], pfn_count: W) -> W:
     return a.add(a.lit(GPA_RANGE_HEADER_SIZE), a.shl(pfn_count, 3))
 
 
+def _range_bytes_if_present(a: Arith[W, B], term: RangeTerm[W, B]) -> W:
+    return a.cases(term.present, lambda: range_bytes(a, term.pfn_count), lambda: a.lit(0))
+
+
 def packet_size(
     a: Arith[W, B], ranges: Sequence[RangeTerm[W, B]], buffer_length: W
 ) -> PacketSize[W]:
     """Header, the present ranges back to back, then the in-line payload padded to 8 bytes."""
     header = a.lit(PACKET_DESCRIPTOR_SIZE + GPA_DIRECT_HEADER_SIZE)
     for term in ranges:
-        header = a.add(
-            header,
-            a.cases(term.present, lambda t=term: range_bytes(a, t.pfn_count), lambda: a.lit(0)),
-        )
+        header = a.add(header, _range_bytes_if_present(a, term))
     return PacketSize(data_offset=header, total=round_up8(a, a.add(header, buffer_length)))
 
 

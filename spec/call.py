@@ -51,7 +51,8 @@ class SendCall:
                     f"{len(self.buffer)} bytes of Buffer"
                 )
         if self.mdl is not None and not isinstance(self.mdl, MdlChain):
-            raise TypeError(f"ExternalDataMdl is an MdlChain or None, not {type(self.mdl).__name__}")
+            kind = type(self.mdl).__name__
+            raise TypeError(f"ExternalDataMdl is an MdlChain or None, not {kind}")
 
     def has(self, flag: SendFlags) -> bool:
         return bool(self.flags & flag)

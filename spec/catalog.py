@@ -13,7 +13,7 @@ The file is package data; reading it is the only file access in ``spec/``.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -71,7 +71,7 @@ class Catalog:
         """The reading ``A1`` .. ``A14``."""
         return self.requirements[f"READ-{key}"]
 
-    def __iter__(self) -> Iterable[Requirement]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Requirement]:
         return iter(self.requirements.values())
 
     def ids(self) -> tuple[str, ...]:

@@ -61,12 +61,12 @@ def _check_ntstatus(status: int) -> int:
     return status
 
 
-def NT_SUCCESS(status: int) -> bool:  # noqa: N802 - the ntdef.h macro name
+def NT_SUCCESS(status: int) -> bool:
     """ntdef.h: ``((NTSTATUS)(Status)) >= 0``, i.e. the sign bit of the 32-bit value is clear."""
     return _check_ntstatus(status) < 0x8000_0000
 
 
-def NT_ERROR(status: int) -> bool:  # noqa: N802 - the ntdef.h macro name
+def NT_ERROR(status: int) -> bool:
     """ntdef.h: ``((ULONG)(Status) >> 30) == 3``, the error severity."""
     return _check_ntstatus(status) >> 30 == 3
 

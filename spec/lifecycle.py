@@ -156,7 +156,8 @@ def _build_machine(
         key = event.value
         events[key] = transition if key not in events else events[key] | transition
     namespace.update(events)
-    machine: type[StateMachine] = type(StateMachine)(name, (StateMachine,), namespace)
+    metaclass: Any = type(StateMachine)
+    machine: type[StateMachine] = metaclass(name, (StateMachine,), namespace)
     return machine
 
 

@@ -29,17 +29,17 @@ def _require_uint(name: str, value: object, maximum: int) -> int:
     return value
 
 
-def BYTE_OFFSET(va: int) -> int:  # noqa: N802 - the wdm.h macro name
+def BYTE_OFFSET(va: int) -> int:
     """``va & (PAGE_SIZE - 1)``."""
     return arith.byte_offset(arith.PY, _require_uint("va", va, UINT64_MAX))
 
 
-def ROUND_TO_PAGES(size: int) -> int:  # noqa: N802 - the wdm.h macro name
+def ROUND_TO_PAGES(size: int) -> int:
     """``(size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)``, without wrapping (64-bit input)."""
     return arith.round_to_pages(arith.PY, _require_uint("size", size, UINT32_MAX))
 
 
-def ADDRESS_AND_SIZE_TO_SPAN_PAGES(va: int, size: int) -> int:  # noqa: N802 - wdm.h name
+def ADDRESS_AND_SIZE_TO_SPAN_PAGES(va: int, size: int) -> int:
     """The pages a buffer of ``size`` bytes starting at ``va`` touches."""
     return arith.span_pages(
         arith.PY, _require_uint("va", va, UINT64_MAX), _require_uint("size", size, UINT32_MAX)

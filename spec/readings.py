@@ -21,8 +21,14 @@ from spec.errors import InvalidValue
 READING_IDS: tuple[str, ...] = tuple(f"A{n}" for n in range(1, 15))
 
 
+def _options(key: str) -> Mapping[str, str]:
+    options = CATALOG.reading(key).options
+    assert options is not None  # the catalog refuses a reading without options
+    return options
+
+
 def _defaults() -> dict[str, str]:
-    return {key: CATALOG.reading(key).default for key in READING_IDS}
+    return {key: str(CATALOG.reading(key).default) for key in READING_IDS}
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class Profile:
         for key, option in self.choices.items():
             if key not in merged:
                 raise InvalidValue(f"unknown reading {key!r}; readings are A1..A14")
-            options = CATALOG.reading(key).options
+            options = _options(key)
             if option not in options:
                 raise InvalidValue(
                     f"reading {key} has no option {option!r}; options: {', '.join(options)}"

@@ -284,6 +284,8 @@ def _ranges_of(plan: arith.Plan[int, bool], chain: MdlChain, base: int) -> list[
 def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -> _External:
     result = _External()
     segments = _segments(chain, profile)
+    used: list[arith.Segment[int]]
+    rest: list[arith.Segment[int]]
     result.exercised += [
         "SEED-MDL",
         "SEED-MDLOFFSET",
@@ -319,7 +321,7 @@ def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -
     # the buffer the MDL describes. SEED-FORCE-BOUND: under FORCE_MDL_LENGTH the length may
     # exceed ByteCount "only ... by rounding up to a page boundary" (READ-A3).
     if not plan.in_bounds:
-        bound_ids = ("SEED-MDLOFFSET", "SEED-MDLLENGTH")
+        bound_ids: tuple[str, ...] = ("SEED-MDLOFFSET", "SEED-MDLLENGTH")
         if forced:
             bound_ids += ("SEED-FORCE-BOUND", "READ-A3")
         if plan.length != 0:
