@@ -394,12 +394,19 @@ class TargetCrashed(Exception):
         return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}{said}"
 
 
+def _show_value(value: Any) -> str:
+    """Ints in hex, also inside the MDL chain's tuples; long bytes cut short."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:#x}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_show_value(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)[:60]
+
+
 def _show_call(call: tuple[str, tuple[Any, ...]]) -> str:
     method, args = call
-    shown = ", ".join(
-        f"{a:#x}" if isinstance(a, int) and not isinstance(a, bool) else repr(a)[:60] for a in args
-    )
-    return f"{method}({shown})"
+    return f"{method}({', '.join(_show_value(a) for a in args)})"
 
 
 #: The methods a worker forwards: the target interface.
@@ -477,8 +484,8 @@ def _describe_exit(returncode: int | None) -> str:
 
 class _Worker:
     """One worker process for one library, serving any number of :class:`IsolatedTarget`
-    objects, each under its own id. ``generation`` counts the processes started, so that a
-    target can tell that the process holding its handles has gone."""
+    objects, each under its own id. ``generation`` changes when a process starts or stops, so
+    that a target can tell that the process holding its handles has gone."""
 
     def __init__(self, path: str, start_timeout: float) -> None:
         self.path = path
@@ -557,6 +564,7 @@ class _Worker:
         process, self._process = self._process, None
         if process is None:
             return "no worker"
+        self.generation += 1  # the targets attached to this process lose their handles
         if process.poll() is None:
             process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
