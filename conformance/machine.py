@@ -25,7 +25,6 @@ from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     initialize,
-    invariant,
     precondition,
     rule,
 )
@@ -338,10 +337,6 @@ def build_machine(
             if free_able and data.draw(st.sampled_from([False, False, True]), label="free"):
                 packet = data.draw(st.sampled_from(free_able), label="packet")
                 self._do({"op": "free", "packet": packet})
-
-        @invariant()
-        def log_is_kept(self) -> None:
-            state.last_log = self.driver.log
 
         def teardown(self) -> None:
             state.last_log = list(self.driver.log)
