@@ -447,6 +447,11 @@ def _evaluate(
         exercised += external.exercised
         ranges = external.ranges
         unsafe = external.unsafe
+        if not ranges and not external.violations:
+            # READ-A9 (no-range): nothing external to send; a GPA-direct packet needs at least
+            # one range (WIRE-LAYOUT), so the packet is in-band, as with a NULL MDL.
+            exercised.append("READ-A9")
+            packet_type = PacketType.DATA_INBAND
     if paged:
         exercised += ["SEED-PAGED", "READ-A11"]
 

@@ -400,10 +400,11 @@ def test_mdl_with_bytecount_zero_is_rejected() -> None:
     assert "READ-A9" in rejected.violated
 
 
-def test_no_range_reading_sends_a_packet_without_ranges() -> None:
+def test_no_range_reading_sends_an_in_band_packet_for_bytecount_zero() -> None:
+    # A GPA-direct packet without ranges is malformed on the wire (spec.wire rejects it).
     accepted = only_accepted(evaluate(send(chain(seg(0, 0)), 0, 0), profile="default+A9=no-range"))
     assert accepted.ranges == ()
-    assert accepted.packet_type is PacketType.DATA_USING_GPA_DIRECT
+    assert accepted.packet_type is PacketType.DATA_INBAND
 
 
 # ---------------------------------------------------------------------------------------------
@@ -760,3 +761,4 @@ def test_a_rejection_cites_only_known_requirements_and_allows_an_error_status(
         if isinstance(outcome, Rejected):
             assert outcome.statuses.allows(S.STATUS_INVALID_PARAMETER)
             assert not outcome.statuses.allows(S.STATUS_SUCCESS)
+
