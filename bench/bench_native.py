@@ -199,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         f"- library: `{Path(library).relative_to(CRATE_DIR.parent.parent)}` (release build)\n"
         f"- stateful runs: seed {SEED}, {args.examples} examples of up to 40 steps (a quarter of "
         f"that for the worker-per-target row), median of {args.repeat} runs; raw cycles: "
-        f"{args.cycles} (a quarter isolated), the Rust loop 1,000,000"
+        f"{args.cycles} (a quarter isolated), the Rust loop 1,000,000\n"
+        "- figures from one run on a machine other jobs may share: treat differences under "
+        "about 20% as noise"
     )
     rust_steps = next(r for r in stateful_rows if r[0] == "rust")[5]
     lines = [
