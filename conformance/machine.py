@@ -311,24 +311,31 @@ def build_machine(
                 packet = data.draw(st.sampled_from(queued), label="packet")
                 self._do({"op": "mutate_buffer", "packet": packet})
 
-        @rule()
-        def host_take(self) -> None:
-            self._do({"op": "host_take", "channel": 0})
+        # The host's rules act on up to three packets at once: fewer rule selections per
+        # driver step (Hypothesis spends most of a run choosing rules), and a count shrinks
+        # toward 1 like any other draw.
 
-        @rule(data=st.data())
-        def host_complete(self, data: st.DataObject) -> None:
-            taken = sorted(self.channel.taken.values())
-            if not taken:
-                return
-            packet = data.draw(st.sampled_from(taken), label="packet")
-            status = data.draw(st.sampled_from(HOST_STATUSES), label="status")
-            payload = data.draw(st.binary(max_size=16), label="completion bytes")
-            self._do({
-                "op": "host_complete",
-                "packet": packet,
-                "status": int(status),
-                "data": payload.hex(),
-            })
+        @rule(count=st.integers(1, 3))
+        def host_take(self, count: int) -> None:
+            for _ in range(count):
+                self._do({"op": "host_take", "channel": 0})
+
+        @precondition(lambda self: bool(self.channel.taken))
+        @rule(data=st.data(), count=st.integers(1, 3))
+        def host_complete(self, data: st.DataObject, count: int) -> None:
+            for _ in range(count):
+                taken = sorted(self.channel.taken.values())
+                if not taken:
+                    return
+                packet = data.draw(st.sampled_from(taken), label="packet")
+                status = data.draw(st.sampled_from(HOST_STATUSES), label="status")
+                payload = data.draw(st.binary(max_size=16), label="completion bytes")
+                self._do({
+                    "op": "host_complete",
+                    "packet": packet,
+                    "status": int(status),
+                    "data": payload.hex(),
+                })
 
         @rule(data=st.data())
         def free(self, data: st.DataObject) -> None:

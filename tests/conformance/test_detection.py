@@ -48,11 +48,11 @@ def test_the_suite_reports_each_broken_simulator(bug: str) -> None:
     "bug", ["wrap32", "double-completion", "ignore-wait-flag"]
 )
 def test_the_stateful_run_alone_finds_and_shrinks(bug: str) -> None:
-    report = run_conformance(f"sim:{bug}", examples=200, seed=3, cases=False)
+    report = run_conformance(f"sim:{bug}", examples=300, seed=3, cases=False)
     assert not report.passed, f"the stateful run missed sim:{bug}"
     (failure,) = report.failures
     assert failure.source == "stateful"
     sends = [s for s in failure.steps if s["op"] == "send"]
-    # Shrunk: a handful of steps, not the whole generated sequence.
+    # Shrunk: a few sends, not the whole generated sequence (up to 40 steps an example).
     assert 1 <= len(sends) <= 3, failure.steps
-    assert len(failure.steps) <= 12, failure.steps
+    assert len(failure.steps) <= 20, failure.steps
