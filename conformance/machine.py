@@ -53,10 +53,10 @@ FEATURES = (
 RING_SIZES = (4096, 8192, 16384, 65536)
 MAX_PACKETS = 4
 HOST_STATUSES = (
-    NtStatus.STATUS_SUCCESS,
-    NtStatus.STATUS_UNSUCCESSFUL,
-    NtStatus.STATUS_BUFFER_OVERFLOW,
-    NtStatus.STATUS_PENDING,
+    int(NtStatus.STATUS_SUCCESS),
+    int(NtStatus.STATUS_UNSUCCESSFUL),
+    int(NtStatus.STATUS_BUFFER_OVERFLOW),
+    int(NtStatus.STATUS_PENDING),
 )
 
 
@@ -84,41 +84,64 @@ byte_counts = st.one_of(
 )
 
 
-@st.composite
-def mdl_segments(draw: st.DrawFn, first_pfn: int) -> MdlSegment:
-    return MdlSegment.with_pages(draw(byte_offsets), draw(byte_counts), first_pfn)
+_CHAIN_LENGTHS = st.integers(1, 3)
+_PFN_BASES = st.integers(1, 2**40)
+#: Strategies are built once: Hypothesis validates every new strategy object, and building
+#: them per call cost a third of the run. Values that depend on the MDL are drawn as a kind
+#: (which shrinks toward the plainest) and an index or a fraction of a fixed strategy.
+_KINDS = st.integers(0, 5)
+_PICKS = st.integers(0, 63)
+_U32 = st.integers(0, UINT32_MAX)
+_SMALL_LENGTHS = st.one_of(st.sampled_from([0, 1, 7, 8, 0x40]), st.integers(0, 256))
+_WRAP_OFFSETS = (0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000, 2**32 - 0x1000)
+_BYTES = st.integers(0, 255)
+_COMPLETION_BYTES = st.binary(max_size=16)
+_ONE_IN_THREE = st.sampled_from([False, False, True])
 
 
 @st.composite
 def mdl_chains(draw: st.DrawFn) -> MdlChain:
-    count = draw(st.integers(1, 3))
-    base = draw(st.integers(1, 2**40))
+    count = draw(_CHAIN_LENGTHS)
+    base = draw(_PFN_BASES)
     # Distinct PFNs per segment, so a range taken from the wrong MDL or page shows.
-    return MdlChain(tuple(draw(mdl_segments(base + i * 0x100)) for i in range(count)))
+    return MdlChain(tuple(
+        MdlSegment.with_pages(draw(byte_offsets), draw(byte_counts), base + i * 0x100)
+        for i in range(count)
+    ))
 
 
 def _clip(values: list[int]) -> list[int]:
     return sorted({v for v in values if 0 <= v <= UINT32_MAX})
 
 
-def offsets_for(chain: MdlChain) -> st.SearchStrategy[int]:
+def _pick(data: st.DataObject, values: list[int] | tuple[int, ...], label: str) -> int:
+    return values[data.draw(_PICKS, label=label) % len(values)]
+
+
+def _below(data: st.DataObject, limit: int, label: str) -> int:
+    """A value in ``0 .. limit``; shrinks toward 0."""
+    return int(data.draw(_U32, label=label) % (limit + 1))
+
+
+def draw_offset(data: st.DataObject, chain: MdlChain) -> int:
     """MdlOffset: mostly inside the chain, often on an edge, sometimes where 32 bits wrap."""
     first = chain.first
     total = chain.byte_count
     forced = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
-    edges = _clip([0, 1, total - 1, total, total + 1, first.byte_count, forced - 1, forced])
-    inside = st.integers(0, total)
-    return st.one_of(
-        st.just(0),
-        inside,
-        inside,
-        st.sampled_from(edges),
-        st.sampled_from([0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000, 2**32 - 0x1000]),
-        st.integers(0, UINT32_MAX),
-    )
+    kind = data.draw(_KINDS, label="offset kind")
+    if kind == 0:
+        return 0
+    if kind <= 2:
+        return _below(data, total, "offset inside")
+    if kind == 3:
+        edges = _clip([0, 1, total - 1, total, total + 1, first.byte_count, forced - 1, forced])
+        return _pick(data, edges, "offset edge")
+    if kind == 4:
+        return _pick(data, _WRAP_OFFSETS, "offset near 2**32")
+    return int(data.draw(_U32, label="offset"))
 
 
-def lengths_for(chain: MdlChain, offset: int, forced: bool) -> st.SearchStrategy[int]:
+def draw_length(data: st.DataObject, chain: MdlChain, offset: int, forced: bool) -> int:
     """MdlLength for ``offset``: 0, lengths that fit, and lengths at and past the bound that
     applies (the chain's total, or under FORCE_MDL_LENGTH the page-rounded bound and the
     unsafe ROUND_TO_PAGES(ByteCount) of reading A3 (b))."""
@@ -132,28 +155,23 @@ def lengths_for(chain: MdlChain, offset: int, forced: bool) -> st.SearchStrategy
         bound = chain.byte_count
         edges = [bound - offset, bound - offset + 1, bound - offset - 1,
                  first.byte_count - offset, first.byte_count - offset + 1]
-    edges = _clip([1, *edges, 2**32 - offset, 2**32 - offset + 0x1000])
-    fitting = st.integers(1, max(1, bound - offset)) if offset < bound else st.just(1)
-    return st.one_of(
-        st.just(0),
-        fitting,
-        fitting,
-        st.sampled_from(edges),
-        st.sampled_from(edges),
-        st.integers(0, UINT32_MAX),
-    )
+    kind = data.draw(_KINDS, label="length kind")
+    if kind == 0:
+        return 0
+    if kind <= 2:
+        return 1 + _below(data, max(0, bound - offset - 1), "length that fits")
+    if kind <= 4:
+        return _pick(data, _clip([1, *edges, 2**32 - offset, 2**32 - offset + 0x1000]),
+                     "length edge")
+    return int(data.draw(_U32, label="length"))
 
 
-def buffer_lengths(ring_data_size: int) -> st.SearchStrategy[int]:
+def draw_buffer_length(data: st.DataObject, ring_data_size: int) -> int:
     """BufferLength: small mostly; now and then at the ring's size (READ-A13)."""
-    small = st.one_of(st.sampled_from([0, 1, 7, 8, 0x40]), st.integers(0, 256))
-    return st.one_of(
-        small,
-        small,
-        small,
-        st.sampled_from([ring_data_size - 64, ring_data_size - 40, ring_data_size - 24,
-                         ring_data_size]),
-    )
+    if data.draw(rare, label="buffer as big as the ring"):
+        return _pick(data, (ring_data_size - 64, ring_data_size - 40, ring_data_size - 24,
+                            ring_data_size), "big buffer")
+    return int(data.draw(_SMALL_LENGTHS, label="buffer length"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +219,7 @@ def build_machine(
             )
             header = verdict.accepted.data_offset if verdict.accepted else 56
             room: int = self.channel.free
-            slack: int = data.draw(st.sampled_from([0, 8, -8, 1]), label="slack")
+            slack = _pick(data, (0, 8, -8, 1), "slack")
             return max(0, min(UINT32_MAX, room - RING_TRAILER_SIZE - header - slack))
 
         def _rare(self, feature: str, data: st.DataObject) -> bool:
@@ -259,7 +277,7 @@ def build_machine(
                 sendable = [p.index for p in self.driver.packets]
             if not sendable:
                 return
-            packet = data.draw(st.sampled_from(sendable), label="packet")
+            packet = _pick(data, sendable, "packet")
             mdl: MdlChain | None = None if self._rare("null-mdl", data) else chain
             flags = SendFlags(0) if self._rare("no-wait", data) else SendFlags.WAIT_FOR_COMPLETION
             if self._has("force") and data.draw(st.booleans(), label="force"):
@@ -268,30 +286,28 @@ def build_machine(
                 flags |= SendFlags.PAGED_BUFFER
             raw_flags = int(flags)
             if self._rare("unknown-flags", data):
-                raw_flags |= data.draw(st.sampled_from([0x8, 0x10, 0x18, 0x8000_0000]))
+                raw_flags |= _pick(data, (0x8, 0x10, 0x18, 0x8000_0000), "unknown bits")
             if mdl is None:
-                offset = data.draw(st.sampled_from([0, 0, 1]), label="offset")
-                length = data.draw(st.sampled_from([0, 0, 0x1000]), label="length")
+                offset = _pick(data, (0, 0, 1), "offset")
+                length = _pick(data, (0, 0, 0x1000), "length")
             elif self._rare("wrap32", data):
                 # Reference §6: MdlOffset + MdlLength past 2**32, wrapping to a small sum that
                 # a 32-bit check would find inside the MDL.
-                offset = data.draw(
-                    st.sampled_from([0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000]), label="offset"
-                )
-                wrapped = data.draw(st.integers(0, mdl.byte_count), label="wrapped end")
+                offset = _pick(data, _WRAP_OFFSETS, "offset near 2**32")
+                wrapped = _below(data, mdl.byte_count, "wrapped end")
                 length = (2**32 - offset + wrapped) & UINT32_MAX
             else:
-                offset = data.draw(offsets_for(mdl), label="offset")
+                offset = draw_offset(data, mdl)
                 forced = bool(flags & SendFlags.FORCE_MDL_LENGTH)
-                length = data.draw(lengths_for(mdl, offset, forced), label="length")
-            buffer_length = data.draw(buffer_lengths(self.channel.data_size), label="buflen")
+                length = draw_length(data, mdl, offset, forced)
+            buffer_length = draw_buffer_length(data, self.channel.data_size)
             if data.draw(rare, label="fill the ring"):
                 buffer_length = self._exact_fit(mdl, offset, length, raw_flags, data)
             # READ-A14: now and then a NULL Buffer, with or without a length.
             null_buffer = data.draw(rare, label="null buffer") or (
                 buffer_length == 0 and data.draw(st.booleans(), label="null empty buffer")
             )
-            fill = data.draw(st.integers(0, 255), label="fill")
+            fill = int(data.draw(_BYTES, label="fill"))
             self._do({
                 "op": "send",
                 "packet": packet,
@@ -308,7 +324,7 @@ def build_machine(
         def mutate_buffer(self, data: st.DataObject) -> None:
             queued = [p.index for p in self.driver.packets if p.state is PacketState.QUEUED]
             if queued:
-                packet = data.draw(st.sampled_from(queued), label="packet")
+                packet = _pick(data, queued, "packet")
                 self._do({"op": "mutate_buffer", "packet": packet})
 
         # The host's rules act on up to three packets at once: fewer rule selections per
@@ -327,9 +343,9 @@ def build_machine(
                 taken = sorted(self.channel.taken.values())
                 if not taken:
                     return
-                packet = data.draw(st.sampled_from(taken), label="packet")
-                status = data.draw(st.sampled_from(HOST_STATUSES), label="status")
-                payload = data.draw(st.binary(max_size=16), label="completion bytes")
+                packet = _pick(data, taken, "packet")
+                status = _pick(data, HOST_STATUSES, "status")
+                payload = data.draw(_COMPLETION_BYTES, label="completion bytes")
                 self._do({
                     "op": "host_complete",
                     "packet": packet,
@@ -341,9 +357,10 @@ def build_machine(
         def free(self, data: st.DataObject) -> None:
             free_able = [p.index for p in self.driver.packets
                          if p.state in (PacketState.IDLE, PacketState.COMPLETED)]
-            if free_able and data.draw(st.sampled_from([False, False, True]), label="free"):
-                packet = data.draw(st.sampled_from(free_able), label="packet")
-                self._do({"op": "free", "packet": packet})
+            if not free_able or not data.draw(_ONE_IN_THREE, label="free"):
+                return
+            packet = _pick(data, free_able, "packet")
+            self._do({"op": "free", "packet": packet})
 
         def teardown(self) -> None:
             state.last_log = list(self.driver.log)
