@@ -132,11 +132,14 @@ def run_conformance(
     cases: bool = True,
     stateful: bool = True,
     progress: ProgressFn | None = None,
+    target_options: dict[str, Any] | None = None,
 ) -> ConformanceReport:
-    """Run the suite against ``target`` (a factory of fresh targets, or a name like ``sim``)."""
+    """Run the suite against ``target``: a factory of fresh targets, or a name such as
+    ``"sim"``, ``"rust"`` or ``"native:./lib.so"`` (``target_options`` such as
+    ``{"isolate": True, "timeout": 5.0}`` go to the adapter that resolves the name)."""
     profile = profile or Profile.default()
     if isinstance(target, str):
-        name, factory = resolve_target(target)
+        name, factory = resolve_target(target, target_options)
     else:
         factory = target
         name = str(getattr(target, "name", None) or getattr(target, "__name__", repr(target)))
@@ -176,6 +179,9 @@ def run_conformance(
                 suppress_health_check=list(HealthCheck),
                 phases=[Phase.explicit, Phase.generate, Phase.shrink],
                 print_blob=False,
+                # One failure a run, the first found, shrunk: two distinct failures would
+                # come back as an ExceptionGroup with no single minimal sequence to replay.
+                report_multiple_bugs=False,
             ),
         )
         if seed is not None:
