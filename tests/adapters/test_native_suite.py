@@ -211,7 +211,7 @@ def test_a_library_that_segfaults_on_one_input_fails_with_that_input_shrunk(
 def test_a_library_that_hangs_on_one_input_fails_after_the_timeout(hanging_shim: Path) -> None:
     # Each hang costs the timeout (also while shrinking), so keep it short.
     factory = _factory(f"native:{hanging_shim}", timeout=0.5)
-    report = run_conformance(factory, examples=20, seed=SEED)
+    report = run_conformance(factory, examples=60, seed=SEED)
     stateful = _check_misbehaviour_reported(report, "hang")
     assert "no answer within 0.5 s" in stateful.message
     _check_shrunk(stateful, report)
