@@ -160,8 +160,8 @@ def add_parser(subparsers: Any) -> None:
     check.add_argument("--target", default="sim",
                        help="sim (default), sim:BUG[,BUG], rust, native:PATH")
     profile_argument(check)
-    check.add_argument("--examples", type=int, default=300,
-                       help="stateful examples (call sequences) to generate (default 300)")
+    check.add_argument("--examples", type=int, default=1000,
+                       help="stateful examples (call sequences) to generate (default 1000)")
     check.add_argument("--steps", type=int, default=40,
                        help="the most steps in one generated sequence (default 40)")
     check.add_argument("--seed", type=int, default=None,
