@@ -158,7 +158,8 @@ def add_parser(subparsers: Any) -> None:
         "replay file.",
     )
     check.add_argument("--target", default="sim",
-                       help="sim (default), sim:BUG[,BUG], rust, native:PATH")
+                       help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
+                       "remote:stdio:COMMAND, remote:tcp://HOST:PORT")
     profile_argument(check)
     check.add_argument("--examples", type=int, default=1000,
                        help="stateful examples (call sequences) to generate (default 1000)")
