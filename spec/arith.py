@@ -36,9 +36,11 @@ from typing import Generic, Protocol, TypeVar
 from spec.constants import (
     GPA_DIRECT_HEADER_SIZE,
     GPA_RANGE_HEADER_SIZE,
+    MAX_PACKET_BYTES,
     PACKET_DESCRIPTOR_SIZE,
     PAGE_MASK,
     PAGE_SHIFT,
+    RING_TRAILER_SIZE,
     UINT64_MAX,
 )
 from spec.errors import ArithmeticWrap
@@ -444,6 +446,17 @@ def packet_size(
     for term in ranges:
         header = a.add(header, _range_bytes_if_present(a, term))
     return PacketSize(data_offset=header, total=round_up8(a, a.add(header, buffer_length)))
+
+
+def fits_ring(a: Arith[W, B], data_offset: W, total: W, ring_data_size: W) -> B:
+    """Reading A13: the packet can ever be written. data_offset8 and length8 are u16 counts of
+    8-byte units (WIRE-LENGTH8), and the packet plus its 8-byte trailer must leave a free
+    byte in an empty ring (RING-NEVER-FULL)."""
+    return a.all_of(
+        a.ule(data_offset, a.lit(MAX_PACKET_BYTES)),
+        a.ule(total, a.lit(MAX_PACKET_BYTES)),
+        a.ult(a.add(total, a.lit(RING_TRAILER_SIZE)), ring_data_size),
+    )
 
 
 def inband_packet_size(a: Arith[W, B], buffer_length: W) -> PacketSize[W]:

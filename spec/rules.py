@@ -28,8 +28,8 @@ from enum import Enum
 from spec import arith
 from spec.call import SendCall
 from spec.catalog import CATALOG
+from spec.constants import NT_ERROR as _nt_error
 from spec.constants import (
-    MAX_PACKET_BYTES,
     RING_TRAILER_SIZE,
     VMBUS_CHANNEL_FORMAT_FLAGS,
     NtStatus,
@@ -37,7 +37,6 @@ from spec.constants import (
     SendFlags,
     status_name,
 )
-from spec.constants import NT_ERROR as _nt_error
 from spec.lifecycle import ChannelState, PacketState
 from spec.mdl import MdlChain
 from spec.readings import Profile
@@ -456,17 +455,12 @@ def _evaluate(
         exercised += ["SEED-PAGED", "READ-A11"]
 
     # READ-A13: a packet that can never fit is rejected, not queued for ever.
-    size = _packet_size(ranges, call.buffer_length, packet_type)
-    if size is not None:
-        data_offset, total = size
-    if size is None or total > MAX_PACKET_BYTES or total + RING_TRAILER_SIZE >= (
-        context.ring_data_size
-    ):
+    data_offset, total = _packet_size(ranges, call.buffer_length, packet_type)
+    if not arith.fits_ring(arith.PY, data_offset, total, context.ring_data_size):
         violations.append(
             (_ids("READ-A13", "WIRE-LENGTH8", "RING-NEVER-FULL"),
-             "the packet can never fit: "
-             + ("its length overflows length8" if size is None else
-                f"{total} bytes + trailer against a {context.ring_data_size}-byte ring"))
+             f"the packet can never fit: {total} bytes (data at {data_offset}) + trailer "
+             f"against a {context.ring_data_size}-byte ring and the u16 length8")
         )
 
     if violations:
@@ -522,8 +516,8 @@ def _evaluate(
 
 def _packet_size(
     ranges: list[ExpectedRange], buffer_length: int, packet_type: PacketType
-) -> tuple[int, int] | None:
-    """``(data_offset, total)`` in bytes (WIRE-LAYOUT), None if data_offset8 overflows u16."""
+) -> tuple[int, int]:
+    """``(data_offset, total)`` in bytes (WIRE-LAYOUT)."""
     if packet_type is PacketType.DATA_INBAND:
         size = arith.inband_packet_size(arith.PY, buffer_length)
         data_offset, total = size.data_offset, size.total
@@ -534,6 +528,4 @@ def _packet_size(
         ]
         size = arith.packet_size(arith.PY, terms, buffer_length)
         data_offset, total = size.data_offset, size.total
-    if data_offset > MAX_PACKET_BYTES:
-        return None
     return data_offset, total

@@ -26,7 +26,16 @@ from typing import Any, Literal
 
 import z3
 
-from spec.arith import PY, Arith, PacketSize, Plan, mdl_pfn_count, packet_size, plan_external
+from spec.arith import (
+    PY,
+    Arith,
+    PacketSize,
+    Plan,
+    fits_ring,
+    mdl_pfn_count,
+    packet_size,
+    plan_external,
+)
 from spec.constants import MAX_PACKET_BYTES, PAGE_SIZE, RING_TRAILER_SIZE, UINT32_MAX
 from spec.proofs.properties import (
     FORCE,
@@ -34,7 +43,6 @@ from spec.proofs.properties import (
     WAIT,
     Inputs,
     concrete_inputs,
-    fits_ring,
     symbolic_inputs,
 )
 from spec.proofs.z3arith import Z3IntArith

@@ -25,9 +25,9 @@ The runner (:func:`run_property`) gives every property its own Z3 context and so
 2. claim: ``domain & premise & not claim``; unsat is ``proved``, sat a ``counterexample``
    (replayed and printed as a concrete call), anything else ``unknown``.
 
-What this module does not know: statuses and packet lifetimes (``spec.rules``). The one rule it
-states itself is the ring fit of reading A13 (:func:`fits_ring`), which ``spec.rules`` writes
-inline and ``spec.arith`` does not have; the two must agree, and a test checks they do.
+What this module does not know: statuses and packet lifetimes (``spec.rules``). It states no
+rule of its own: even the ring fit of reading A13 is ``spec.arith.fits_ring``, the function
+``spec.rules`` calls.
 """
 
 from __future__ import annotations
@@ -50,12 +50,12 @@ from spec.arith import (
     Segment,
     W,
     ZeroLength,
+    fits_ring,
     mdl_pfn_count,
     packet_size,
     plan_external,
 )
 from spec.constants import (
-    MAX_PACKET_BYTES,
     PAGE_SHIFT,
     PAGE_SIZE,
     RING_TRAILER_SIZE,
@@ -283,16 +283,6 @@ def _sum(a: Arith[W, B], values: Sequence[W]) -> W:
 
 def _minus_one(a: Arith[W, B], x: W) -> W:
     return a.cases(a.ult(a.lit(0), x), lambda: a.sub(x, a.lit(1)), lambda: a.lit(0))
-
-
-def fits_ring(a: Arith[W, B], data_offset: W, total: W, ring_data_size: W) -> B:
-    """Reading A13 as ``spec.rules`` applies it: data_offset8 and length8 fit a u16
-    (WIRE-LENGTH8) and the packet plus its trailer leaves a free byte (RING-NEVER-FULL)."""
-    return a.all_of(
-        a.ule(data_offset, a.lit(MAX_PACKET_BYTES)),
-        a.ule(total, a.lit(MAX_PACKET_BYTES)),
-        a.ult(a.add(total, a.lit(RING_TRAILER_SIZE)), ring_data_size),
-    )
 
 
 def pfns_inside_own_mdl(a: Arith[W, B], plan: Plan[W, B], segments: Sequence[Segment[W]]) -> B:

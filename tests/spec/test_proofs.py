@@ -11,7 +11,7 @@ import pytest
 import z3
 
 from conformance import cli_prove
-from spec.arith import PY, ForcedBound, Segment, plan_external
+from spec.arith import PY, ForcedBound, Segment, fits_ring, plan_external
 from spec.constants import RING_TRAILER_SIZE
 from spec.proofs import examples
 from spec.proofs.boundaries import (
@@ -27,7 +27,6 @@ from spec.proofs.properties import (
     PY_INTS,
     Property,
     concrete_inputs,
-    fits_ring,
     plain_rule,
     property_named,
     replay,
