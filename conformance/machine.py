@@ -265,10 +265,13 @@ def build_machine(
         def send(self, chain: MdlChain, data: st.DataObject) -> None:
             self._send(chain, data)
 
-        @rule(chain=mdls, data=st.data())
-        def send_more(self, chain: MdlChain, data: st.DataObject) -> None:
-            # A second rule for the same call doubles its weight among the rules.
+        @rule(chain=mdls, data=st.data(), takes=st.integers(0, 2))
+        def send_then_take(self, chain: MdlChain, data: st.DataObject, takes: int) -> None:
+            # A send and the host's next takes in one rule: a second way to reach the call
+            # (doubling its weight) that costs Hypothesis one rule choice for several steps.
             self._send(chain, data)
+            for _ in range(takes):
+                self._do({"op": "host_take", "channel": 0})
 
         def _send(self, chain: MdlChain, data: st.DataObject) -> None:
             sendable = [p.index for p in self.driver.packets if self.driver.sendable(p)]
