@@ -32,12 +32,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="stateful examples for the vmb_report fixture (default 100)")
 
 
-@pytest.fixture(scope="session")
-def vmb_target(pytestconfig: pytest.Config) -> tuple[str, Any]:
+_TARGET = pytest.StashKey[tuple[str, Any]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Resolved once, before collection, so a bad name stops the session with one line.
+    option = config.getoption("--vmb-target", default=None)
+    if option is None:
+        return
     try:
-        return resolve_target(str(pytestconfig.getoption("--vmb-target")))
+        config.stash[_TARGET] = resolve_target(str(option))
     except UnknownTarget as error:
         raise pytest.UsageError(f"--vmb-target: {error}") from error
+
+
+@pytest.fixture(scope="session")
+def vmb_target(pytestconfig: pytest.Config) -> tuple[str, Any]:
+    return pytestconfig.stash[_TARGET]
 
 
 @pytest.fixture(scope="session")
