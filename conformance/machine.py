@@ -74,9 +74,6 @@ class RunState:
 # Strategies
 # ---------------------------------------------------------------------------------------------
 
-#: True one time in eight; False (the ordinary call) is what shrinking moves toward.
-rare = st.sampled_from([False] * 7 + [True])
-
 byte_offsets = st.one_of(st.sampled_from([0, 1, 8, 0x7FF, 0xFF8, 0xFFF]), st.integers(0, 0xFFF))
 byte_counts = st.one_of(
     st.sampled_from([0, 1, 0xFFF, 0x1000, 0x1001, 0x2000, 0x3000]),
@@ -166,14 +163,6 @@ def draw_length(data: st.DataObject, chain: MdlChain, offset: int, forced: bool)
     return int(data.draw(_U32, label="length"))
 
 
-def draw_buffer_length(data: st.DataObject, ring_data_size: int) -> int:
-    """BufferLength: small mostly; now and then at the ring's size (READ-A13)."""
-    if data.draw(rare, label="buffer as big as the ring"):
-        return _pick(data, (ring_data_size - 64, ring_data_size - 40, ring_data_size - 24,
-                            ring_data_size), "big buffer")
-    return int(data.draw(_SMALL_LENGTHS, label="buffer length"))
-
-
 # ---------------------------------------------------------------------------------------------
 # The machine
 # ---------------------------------------------------------------------------------------------
@@ -221,9 +210,6 @@ def build_machine(
             room: int = self.channel.free
             slack = _pick(data, (0, 8, -8, 1), "slack")
             return max(0, min(UINT32_MAX, room - RING_TRAILER_SIZE - header - slack))
-
-        def _rare(self, feature: str, data: st.DataObject) -> bool:
-            return feature in self.features and data.draw(rare, label=feature)
 
         # -- rules ---------------------------------------------------------------------------
 
@@ -273,27 +259,39 @@ def build_machine(
             for _ in range(takes):
                 self._do({"op": "host_take", "channel": 0})
 
+        def _deviations(self) -> tuple[str, ...]:
+            """What may go wrong in one call of this case: one draw picks at most one, and
+            "none" (index 0, where shrinking goes) about half the time."""
+            enabled = ["fill-ring", "null-buffer", "big-buffer"]
+            enabled += [f for f in ("null-mdl", "no-wait", "unknown-flags", "wrap32")
+                        if f in self.features]
+            if self.robust and "contract" in self.features:
+                enabled.append("violate")  # READ-A10, only on robust targets
+            return ("none",) * len(enabled) + tuple(enabled)
+
+        def _flag_choices(self) -> tuple[int, ...]:
+            force = int(SendFlags.FORCE_MDL_LENGTH) if self._has("force") else 0
+            paged = int(SendFlags.PAGED_BUFFER) if self._has("paged") else 0
+            return tuple(sorted({0, force, paged, force | paged}))
+
         def _send(self, chain: MdlChain, data: st.DataObject) -> None:
-            sendable = [p.index for p in self.driver.packets if self.driver.sendable(p)]
-            # READ-A10: a packet that is not idle or completed, sent only to robust targets.
-            if self.robust and self._has("contract") and data.draw(rare, label="violate"):
-                sendable = [p.index for p in self.driver.packets]
+            deviations = self._deviations()
+            deviation = deviations[data.draw(_PICKS, label="deviation") % len(deviations)]
+            sendable = [p.index for p in self.driver.packets
+                        if deviation == "violate" or self.driver.sendable(p)]
             if not sendable:
                 return
             packet = _pick(data, sendable, "packet")
-            mdl: MdlChain | None = None if self._rare("null-mdl", data) else chain
-            flags = SendFlags(0) if self._rare("no-wait", data) else SendFlags.WAIT_FOR_COMPLETION
-            if self._has("force") and data.draw(st.booleans(), label="force"):
-                flags |= SendFlags.FORCE_MDL_LENGTH
-            if self._has("paged") and data.draw(st.booleans(), label="paged"):
-                flags |= SendFlags.PAGED_BUFFER
-            raw_flags = int(flags)
-            if self._rare("unknown-flags", data):
+            mdl: MdlChain | None = None if deviation == "null-mdl" else chain
+            raw_flags = _pick(data, self._flag_choices(), "FORCE_MDL_LENGTH / PAGED_BUFFER")
+            if deviation != "no-wait":
+                raw_flags |= SendFlags.WAIT_FOR_COMPLETION
+            if deviation == "unknown-flags":
                 raw_flags |= _pick(data, (0x8, 0x10, 0x18, 0x8000_0000), "unknown bits")
             if mdl is None:
                 offset = _pick(data, (0, 0, 1), "offset")
                 length = _pick(data, (0, 0, 0x1000), "length")
-            elif self._rare("wrap32", data):
+            elif deviation == "wrap32":
                 # Reference §6: MdlOffset + MdlLength past 2**32, wrapping to a small sum that
                 # a 32-bit check would find inside the MDL.
                 offset = _pick(data, _WRAP_OFFSETS, "offset near 2**32")
@@ -301,20 +299,21 @@ def build_machine(
                 length = (2**32 - offset + wrapped) & UINT32_MAX
             else:
                 offset = draw_offset(data, mdl)
-                forced = bool(flags & SendFlags.FORCE_MDL_LENGTH)
+                forced = bool(raw_flags & SendFlags.FORCE_MDL_LENGTH)
                 length = draw_length(data, mdl, offset, forced)
-            buffer_length = draw_buffer_length(data, self.channel.data_size)
-            if data.draw(rare, label="fill the ring"):
+            ring = self.channel.data_size
+            if deviation == "fill-ring":
                 buffer_length = self._exact_fit(mdl, offset, length, raw_flags, data)
-            # READ-A14: now and then a NULL Buffer, with or without a length.
-            null_buffer = data.draw(rare, label="null buffer") or (
-                buffer_length == 0 and data.draw(st.booleans(), label="null empty buffer")
-            )
+            elif deviation == "big-buffer":  # READ-A13
+                buffer_length = _pick(data, (ring - 64, ring - 40, ring - 24, ring), "big buffer")
+            else:
+                buffer_length = int(data.draw(_SMALL_LENGTHS, label="buffer length"))
             fill = int(data.draw(_BYTES, label="fill"))
             self._do({
                 "op": "send",
                 "packet": packet,
-                "buffer": None if null_buffer else {"fill": fill},
+                # READ-A14: a NULL Buffer, with or without a length.
+                "buffer": None if deviation == "null-buffer" else {"fill": fill},
                 "buffer_length": buffer_length,
                 "mdl": chain_to_json(mdl),
                 "mdl_offset": offset,
