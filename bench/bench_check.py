@@ -132,9 +132,10 @@ def main() -> int:
         "",
         "The goal of 3,000 steps per second is not met. The oracle is not the limit (a few per",
         "cent of the time); Hypothesis's engine is: choosing a rule and drawing its arguments",
-        "costs tens of microseconds per draw. What helped: strategies built once instead of per",
-        "call, host rules that act on up to three packets. What would help next: fewer draws",
-        "per step (one draw deciding several choices), at some cost in shrink quality.",
+        "costs tens of microseconds per draw (about 18 draws a step before, fewer now). What",
+        "helped: strategies built once instead of per call, host rules that act on up to three",
+        "packets, one draw for a call's deviation and one for its flags (about 550 -> 1,300",
+        "steps per second). What would help next: still fewer draws per step.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
