@@ -134,7 +134,7 @@ def main() -> int:
         "cent of the time); Hypothesis's engine is: choosing a rule and drawing its arguments",
         "costs tens of microseconds per draw (about 18 draws a step before, fewer now). What",
         "helped: strategies built once instead of per call, host rules that act on up to three",
-        "packets, one draw for a call's deviation and one for its flags (about 550 -> 1,300",
+        "packets, one draw for a call's deviation and one for its flags (about 550 -> 950-1,300",
         "steps per second). What would help next: still fewer draws per step.",
     ]
     text = "\n".join(lines) + "\n"
