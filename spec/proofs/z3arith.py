@@ -51,7 +51,56 @@ class Obligation:
         return z3.Implies(self.guard, self.exact)
 
 
-class Z3Arith:
+class _PathConditions:
+    """What both Z3 arithmetics share: truth values, the path condition under which each
+    operation is evaluated (:meth:`cases`), and the no-wrap obligations guarded by it."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx if ctx is not None else z3.main_ctx()
+        self._path: list[Bool] = []
+        self.obligations: list[Obligation] = []
+
+    def _guard(self) -> Bool:
+        return z3.And(*self._path) if self._path else z3.BoolVal(True, self.ctx)
+
+    def _oblige(self, what: str, exact: Bool) -> None:
+        self.obligations.append(Obligation(what, self._guard(), exact))
+
+    def all_of(self, *conds: Bool) -> Bool:
+        if not conds:
+            return z3.BoolVal(True, self.ctx)
+        return conds[0] if len(conds) == 1 else z3.And(*conds)
+
+    def any_of(self, *conds: Bool) -> Bool:
+        if not conds:
+            return z3.BoolVal(False, self.ctx)
+        return conds[0] if len(conds) == 1 else z3.Or(*conds)
+
+    def not_(self, cond: Bool) -> Bool:
+        return z3.Not(cond)
+
+    def cases(self, cond: Bool, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Any:
+        with self.assuming(cond):
+            taken = then()
+        with self.assuming(z3.Not(cond)):
+            other = otherwise()
+        return z3.If(cond, taken, other)
+
+    @contextmanager
+    def assuming(self, cond: Bool) -> Iterator[None]:
+        """Evaluate the body under ``cond``: its obligations are guarded by it."""
+        self._path.append(cond)
+        try:
+            yield
+        finally:
+            self._path.pop()
+
+    def no_wrap(self) -> Bool:
+        """The conjunction of every obligation recorded so far."""
+        return self.all_of(*(o.as_bool() for o in self.obligations))
+
+
+class Z3Arith(_PathConditions):
     """:class:`~spec.arith.Arith` over ``BitVec(64)``; records an obligation per add/sub/shl.
 
     ``ctx`` is the Z3 context the expressions live in (the default context unless given), so
@@ -61,11 +110,9 @@ class Z3Arith:
     def __init__(self, ctx: Any = None, width: int = WORD_BITS) -> None:
         if not MIN_WIDTH <= width <= WORD_BITS:
             raise ValueError(f"width {width} is not in {MIN_WIDTH}..{WORD_BITS}")
-        self.ctx = ctx if ctx is not None else z3.main_ctx()
+        super().__init__(ctx)
         self.width = width
         self.top = (1 << width) - 1
-        self._path: list[Bool] = []
-        self.obligations: list[Obligation] = []
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -82,12 +129,6 @@ class Z3Arith:
         if not 0 <= value <= self.top:
             raise ValueError(f"constant {value:#x} is not a {self.width}-bit unsigned word")
         return z3.BitVecVal(value, self.width, self.ctx)
-
-    def _guard(self) -> Bool:
-        return z3.And(*self._path) if self._path else z3.BoolVal(True, self.ctx)
-
-    def _oblige(self, what: str, exact: Bool) -> None:
-        self.obligations.append(Obligation(what, self._guard(), exact))
 
     def add(self, a: Word, b: Word) -> Word:
         self._oblige("add", z3.BVAddNoOverflow(a, b, False))
@@ -120,44 +161,8 @@ class Z3Arith:
     def eq(self, a: Word, b: Word) -> Bool:
         return a == b
 
-    def all_of(self, *conds: Bool) -> Bool:
-        if not conds:
-            return z3.BoolVal(True, self.ctx)
-        return conds[0] if len(conds) == 1 else z3.And(*conds)
 
-    def any_of(self, *conds: Bool) -> Bool:
-        if not conds:
-            return z3.BoolVal(False, self.ctx)
-        return conds[0] if len(conds) == 1 else z3.Or(*conds)
-
-    def not_(self, cond: Bool) -> Bool:
-        return z3.Not(cond)
-
-    def cases(self, cond: Bool, then: Callable[[], Word], otherwise: Callable[[], Word]) -> Word:
-        with self.assuming(cond):
-            taken = then()
-        with self.assuming(z3.Not(cond)):
-            other = otherwise()
-        return z3.If(cond, taken, other)
-
-    # -- obligations ----------------------------------------------------------------------
-
-    @contextmanager
-    def assuming(self, cond: Bool) -> Iterator[None]:
-        """Evaluate the body under ``cond``: its obligations are guarded by it."""
-        self._path.append(cond)
-        try:
-            yield
-        finally:
-            self._path.pop()
-
-    def no_wrap(self) -> Bool:
-        """The conjunction of every obligation recorded so far."""
-        return self.all_of(*(o.as_bool() for o in self.obligations))
-
-
-
-class Z3IntArith:
+class Z3IntArith(_PathConditions):
     """:class:`~spec.arith.Arith` over unbounded Z3 integers: the exact value of every formula.
 
     Linear integer arithmetic proves the page properties in milliseconds where bit-blasting
@@ -174,9 +179,7 @@ class Z3IntArith:
     width = 0  # unbounded
 
     def __init__(self, ctx: Any = None) -> None:
-        self.ctx = ctx if ctx is not None else z3.main_ctx()
-        self._path: list[Bool] = []
-        self.obligations: list[Obligation] = []
+        super().__init__(ctx)
 
     def uint(self, name: str, bits: int = 32) -> Int:
         """A fresh integer variable; its range ``0 .. 2**bits - 1`` is :meth:`domain_of`."""
@@ -186,12 +189,6 @@ class Z3IntArith:
         if not 0 <= value <= UINT64_MAX:
             raise ValueError(f"constant {value} is not a 64-bit unsigned word")
         return z3.IntVal(value, self.ctx)
-
-    def _guard(self) -> Bool:
-        return z3.And(*self._path) if self._path else z3.BoolVal(True, self.ctx)
-
-    def _oblige(self, what: str, exact: Bool) -> None:
-        self.obligations.append(Obligation(what, self._guard(), exact))
 
     def add(self, a: Int, b: Int) -> Int:
         result = a + b
@@ -231,36 +228,3 @@ class Z3IntArith:
 
     def eq(self, a: Int, b: Int) -> Bool:
         return a == b
-
-    def all_of(self, *conds: Bool) -> Bool:
-        if not conds:
-            return z3.BoolVal(True, self.ctx)
-        return conds[0] if len(conds) == 1 else z3.And(*conds)
-
-    def any_of(self, *conds: Bool) -> Bool:
-        if not conds:
-            return z3.BoolVal(False, self.ctx)
-        return conds[0] if len(conds) == 1 else z3.Or(*conds)
-
-    def not_(self, cond: Bool) -> Bool:
-        return z3.Not(cond)
-
-    def cases(
-        self, cond: Bool, then: Callable[[], Int], otherwise: Callable[[], Int]
-    ) -> Int:
-        with self.assuming(cond):
-            taken = then()
-        with self.assuming(z3.Not(cond)):
-            other = otherwise()
-        return z3.If(cond, taken, other)
-
-    @contextmanager
-    def assuming(self, cond: Bool) -> Iterator[None]:
-        self._path.append(cond)
-        try:
-            yield
-        finally:
-            self._path.pop()
-
-    def no_wrap(self) -> Bool:
-        return self.all_of(*(o.as_bool() for o in self.obligations))
