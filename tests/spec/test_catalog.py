@@ -8,6 +8,7 @@ left without a requirement ID (or an explicit reason why it needs none).
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ import pytest
 from spec.catalog import CATALOG, KINDS, Catalog, parse_catalog
 from spec.errors import CatalogError
 
+#: The seed page ships with the repository (docs/seed/SOURCE.md says where it comes from).
 SEED_PATH = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
+    Path(__file__).resolve().parents[2]
+    / "docs"
     / "seed"
     / "FN_VMB_PACKET_SEND_WITH_EXTERNAL_MDL.txt"
 )
+#: The SHA-256 of the page the catalog was reviewed against (also in docs/seed/SOURCE.md).
+SEED_SHA256 = "00e49e7d42adbef53c8b06f26c421b46e408379c538aa5696fc8249eef6e88c9"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,9 +245,19 @@ def seed_lines() -> list[str]:
     if not SEED_PATH.is_file():
         pytest.fail(
             f"the seed document is missing: expected it at {SEED_PATH} "
-            "(../shared/seed/ relative to the repository root)"
+            "(docs/seed/ in the repository)"
         )
     return [line.strip() for line in SEED_PATH.read_text(encoding="utf-8").splitlines()]
+
+
+def test_seed_page_is_the_one_the_catalog_was_reviewed_against() -> None:
+    digest = hashlib.sha256(SEED_PATH.read_bytes()).hexdigest()
+    assert digest == SEED_SHA256, (
+        "docs/seed/ holds a different seed page: review spec/requirements.toml against the new "
+        "text, then update SEED_SHA256 here and in docs/seed/SOURCE.md"
+    )
+    source = (SEED_PATH.parent / "SOURCE.md").read_text(encoding="utf-8")
+    assert SEED_SHA256 in source
 
 
 def section(lines: list[str], start: str, stop: str) -> list[str]:
