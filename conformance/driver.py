@@ -31,10 +31,12 @@ combinations and boundary classes hit) goes to an :class:`Evidence` collector fo
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance import steps as step_schema
+from conformance.inputs import InputError
 from spec import wire
 from spec.call import SendCall
 from spec.constants import (
@@ -44,7 +46,7 @@ from spec.constants import (
     SendFlags,
     status_name,
 )
-from spec.errors import InvalidValue, WireFormatError
+from spec.errors import InvalidValue, SpecViolation, WireFormatError
 from spec.lifecycle import (
     ChannelEvent,
     ChannelState,
@@ -73,7 +75,10 @@ class ConformanceFailure(AssertionError):
 
 
 class StepError(ValueError):
-    """A step that cannot be performed as written (a malformed replay file, say)."""
+    """A step that cannot be performed as written: malformed (``conformance.steps``), naming a
+    channel or packet that does not exist, or breaking a rule the caller must keep (opening a
+    channel twice, freeing a packet in flight). Raised before the target is called, so a bad
+    replay file or case is never reported as the target's failure."""
 
 
 class CaseDisagrees(StepError):
@@ -248,24 +253,48 @@ class Driver:
 
     def execute(self, step: Step) -> None:
         """Perform ``step`` on the target and check the result."""
-        op = step.get("op")
-        handler = _HANDLERS.get(op) if isinstance(op, str) else None
-        if handler is None:
-            raise StepError(f"unknown step op {op!r}; ops: {', '.join(_HANDLERS)}")
+        where = f"step {len(self.log) + 1}"
+        try:
+            op = step_schema.check_step(step, where)
+        except InputError as error:
+            raise StepError(str(error)) from error
+        handler = _HANDLERS[op]
         self.log.append(step)
         self.evidence.total_steps += 1
-        handler(self, step)
+        try:
+            handler(self, step)
+        except StepError as error:
+            if str(error).startswith(where):
+                raise
+            raise type(error)(f"{where} ({op}): {error}") from error
         self._check_ring()
 
+    def _caller_may(self, what: str, check: Callable[[], object]) -> None:
+        """Refuse a step that breaks a rule the documentation puts on the caller
+        (``spec.lifecycle``): a bad sequence, not something the target did."""
+        try:
+            check()
+        except SpecViolation as violation:
+            raise StepError(
+                f"{what} breaks the caller's rule {violation.requirement} "
+                f"({violation.message}); the spec does not let a caller make this call"
+            ) from violation
+
     def _create_channel(self, step: Step) -> None:
-        size = step.get("ring_data_size")
-        if not isinstance(size, int) or size < 4096 or size % 4096:
-            raise StepError(f"ring_data_size must be a positive multiple of 4096, not {size!r}")
+        size = step["ring_data_size"]
+        ring_bytes = sum(c.data_size for c in self.channels) + size
+        if len(self.channels) >= step_schema.MAX_CHANNELS or (
+            ring_bytes > step_schema.MAX_TOTAL_RING_BYTES
+        ):
+            raise StepError(f"more than {step_schema.MAX_CHANNELS} channels or "
+                            f"{step_schema.MAX_TOTAL_RING_BYTES} bytes of rings in one sequence")
         handle = self.target.create_channel(size)
         self.channels.append(ChannelModel(len(self.channels), handle, size))
 
     def _open(self, step: Step) -> None:
         channel = self._channel(step.get("channel"))
+        self._caller_may(f"opening channel {channel.index}",
+                         lambda: step_channel(channel.state, ChannelEvent.OPEN))
         self._move_channel(channel, ChannelEvent.OPEN)
         self.target.open_channel(channel.handle)
         self._flush(channel)
@@ -273,6 +302,8 @@ class Driver:
 
     def _disable(self, step: Step) -> None:
         channel = self._channel(step.get("channel"))
+        self._caller_may(f"disabling channel {channel.index}",
+                         lambda: step_channel(channel.state, ChannelEvent.DISABLE))
         self._move_channel(channel, ChannelEvent.DISABLE)
         self.target.disable_channel(channel.handle)
         outstanding = [
@@ -331,6 +362,8 @@ class Driver:
 
     def _free(self, step: Step) -> None:
         packet = self._packet(step.get("packet"))
+        self._caller_may(f"freeing packet {packet.index}",
+                         lambda: step_packet(packet.state, PacketEvent.FREE))
         self._move_packet(packet, PacketEvent.FREE)
         self.target.free_packet(packet.handle)
         self._expect_completions({})
@@ -379,7 +412,11 @@ class Driver:
         if rejected is not None and rejected.contract_violation and (
             "robust-contract-violations" not in self.capabilities
         ):
-            raise StepError("this target does not declare robust-contract-violations")
+            raise StepError(
+                f"sending packet {packet.index} breaks the caller's rule "
+                f"{', '.join(rejected.violated)} ({'; '.join(rejected.reasons)}); only a target "
+                "that declares robust-contract-violations is given such a call"
+            )
         buffer = None if buffer_bytes is None else bytearray(buffer_bytes)
         ring_before = len(channel.ring)
         status = self.target.send_with_external_mdl(

@@ -7,6 +7,14 @@ The format (JSON)::
 
 ``steps`` are the driver's steps (``conformance.driver``), so a replay exercises exactly the
 checks the suite made when it found the failure.
+
+A replay file comes from outside (it may have been edited, truncated or written by hand), so
+:func:`load_replay` reads it with the bounds of ``conformance.inputs`` (size, nesting, integer
+length) and checks every step against the schema of ``conformance.steps``: a bad file is one
+:class:`ReplayFileError` naming the file, the step and the field, never a traceback and never a
+verdict against the target. Steps that are well formed but break a rule the caller must keep
+(open a channel twice, free a packet in flight) are refused by the driver with ``StepError``,
+before the target sees them.
 """
 
 from __future__ import annotations
@@ -17,15 +25,22 @@ from pathlib import Path
 from typing import Any
 
 from conformance.driver import Driver, Evidence, Step, StepError
+from conformance.inputs import InputError, parse_json, read_bytes, require_list, require_str
 from conformance.runner import Failure, _classify
+from conformance.steps import check_steps
 from conformance.targets import TargetFactory
 from spec.readings import Profile
 
 FORMAT_VERSION = 1
+#: A replay file is a few kilobytes; the step bounds of ``conformance.steps`` allow about this.
+MAX_REPLAY_BYTES = 16 * 1024 * 1024
+#: Characters in a text field (the message, a requirement ID).
+MAX_TEXT = 1 << 20
 
 
-class ReplayFileError(ValueError):
-    """A replay file that cannot be read or has the wrong shape."""
+class ReplayFileError(InputError):
+    """A replay file that cannot be read or has the wrong shape (an ``InputError``, hence a
+    ``ValueError``): the message names the file, the step and the field."""
 
 
 def save_replay(path: Path, failure: Failure, target: str, profile: Profile) -> None:
@@ -43,17 +58,28 @@ def save_replay(path: Path, failure: Failure, target: str, profile: Profile) -> 
 
 
 def load_replay(path: Path) -> dict[str, Any]:
+    """The replay file at ``path``, read with bounds (``conformance.inputs``) and every step
+    checked against the step schema (``conformance.steps``) before any target is made.
+
+    Raises :class:`ReplayFileError` with ``FILE: step N: field X: what was wrong``."""
+    where = str(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise ReplayFileError(f"{path}: no such file") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReplayFileError(f"{path}: not a readable JSON replay file ({error})") from error
-    if not isinstance(document, dict) or document.get("vmbspec_replay") != FORMAT_VERSION:
-        raise ReplayFileError(f"{path}: not a vmbspec replay file (format {FORMAT_VERSION})")
-    steps = document.get("steps")
-    if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
-        raise ReplayFileError(f"{path}: 'steps' must be a list of step objects")
+        document = parse_json(read_bytes(path, "replay file", MAX_REPLAY_BYTES), where)
+        if not isinstance(document, dict) or document.get("vmbspec_replay") != FORMAT_VERSION:
+            raise InputError(f"{where}: not a vmbspec replay file (format {FORMAT_VERSION})")
+        for name in ("found_on", "profile", "source", "kind", "message"):
+            if name in document:
+                require_str(document[name], f"{where}: field {name}", MAX_TEXT)
+        if "requirements" in document:
+            for position, requirement in enumerate(
+                require_list(document["requirements"], f"{where}: field requirements", MAX_TEXT)
+            ):
+                require_str(requirement, f"{where}: field requirements[{position}]", MAX_TEXT)
+        if "steps" not in document:
+            raise InputError(f"{where}: field steps: missing (the list of steps to replay)")
+        check_steps(document["steps"], where)
+    except InputError as error:
+        raise ReplayFileError(str(error)) from error
     return document
 
 
