@@ -29,233 +29,39 @@ reported, so a fixed issue's suppression must be removed.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
+from conformance.suppressions import Suppression, load_suppressions, parse_suppressions
+from conformance.trace_format import (
+    CALL_PARAMS,
+    EVENT_FIELDS,
+    TRACE_VERSION,
+    TraceEvent,
+    TraceFormatError,
+    load_trace,
+    parse_trace,
+    printable,
+    short_value,
+)
+from spec.errors import SpecError, SpecViolation
+from spec.lifecycle import PacketState
 from spec.readings import Profile
 
-TRACE_VERSION = 1
-
-#: Required fields of each event kind (besides seq, session, event), with their JSON types.
-EVENT_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "start": {"target": (str,), "capabilities": (list,)},
-    "call": {"method": (str,), "params": (dict,), "result": (int, type(None))},
-    "packet": {"channel": (int,), "bytes": (str, type(None))},
-    "host_complete": {"channel": (int,), "transaction_id": (int,), "status": (int,),
-                      "data": (str,)},
-    "completion": {"packet": (int,), "status": (int,), "data": (str,)},
-    "error": {"method": (str,), "error": (dict,)},
-    "end": {},
-}
-
-#: Call methods a trace may hold, and their params (the remote protocol's names).
-CALL_PARAMS: dict[str, tuple[str, ...]] = {
-    "create_channel": ("ring_data_size",),
-    "open_channel": ("channel",),
-    "disable_channel": ("channel",),
-    "allocate_packet": ("channel",),
-    "free_packet": ("packet",),
-    "send_with_external_mdl": ("packet", "buffer", "buffer_length", "mdl", "mdl_offset",
-                               "mdl_length", "flags"),
-}
+__all__ = [
+    "CALL_PARAMS", "EVENT_FIELDS", "TRACE_VERSION", "Suppression", "TraceEvent",
+    "TraceFormatError", "TraceReport", "TraceTarget", "Violation", "check_trace",
+    "format_report", "load_suppressions", "load_trace", "parse_suppressions", "parse_trace",
+]
 
 #: Events shown before and after a violation.
 CONTEXT_BEFORE = 4
 CONTEXT_AFTER = 3
 
-
-class TraceFormatError(ValueError):
-    """A trace or suppression file that cannot be read; the message names the line."""
-
-
-@dataclass(frozen=True)
-class TraceEvent:
-    seq: int
-    session: int
-    kind: str
-    line: int
-    data: dict[str, Any]
-
-    def describe(self) -> str:
-        d = self.data
-        if self.kind == "call":
-            params = ", ".join(f"{k}={_short(v)}" for k, v in d["params"].items())
-            result = d["result"]
-            shown = "" if result is None else f" -> {_short(result)}"
-            return f"call {d['method']}({params}){shown}"
-        if self.kind == "packet":
-            body = "none (ring empty)" if d["bytes"] is None else f"{len(d['bytes']) // 2} bytes"
-            return f"packet from channel {_short(d['channel'])}: {body}"
-        if self.kind == "host_complete":
-            return (f"host_complete channel {_short(d['channel'])} transaction "
-                    f"{d['transaction_id']:#x} status {d['status']:#010x}")
-        if self.kind == "completion":
-            return (f"completion routine: packet {_short(d['packet'])} status "
-                    f"{d['status']:#010x} data {d['data'][:16] or '-'}")
-        if self.kind == "start":
-            return f"start target {d['target']} capabilities {','.join(d['capabilities'])}"
-        if self.kind == "error":
-            return f"error in {d['method']}: {d['error'].get('message', '')}"
-        return self.kind
-
-    def as_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "session": self.session, "event": self.kind,
-                "line": self.line, **self.data}
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return json.dumps(value)
-    if isinstance(value, int):
-        return f"{value:#x}" if value > 9 else str(value)
-    if isinstance(value, str):
-        return value if len(value) <= 16 else f"{value[:16]}…({len(value) // 2} bytes)"
-    return json.dumps(value)[:40]
-
-
-def load_trace(path: Path) -> list[TraceEvent]:
-    """Every event of the trace at ``path``, validated; TraceFormatError names the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TraceFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise TraceFormatError(f"{path}: cannot read: {error}") from None
-    events: list[TraceEvent] = []
-    header_seen = False
-    last_seq = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            document = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise TraceFormatError(f"{where}: not JSON ({error.msg})") from None
-        if not isinstance(document, dict):
-            raise TraceFormatError(f"{where}: each line must be a JSON object")
-        if not header_seen:
-            if document.get("vmbspec_trace") != TRACE_VERSION:
-                raise TraceFormatError(
-                    f"{where}: not a vmbspec trace (the first line must be a header with "
-                    f'"vmbspec_trace": {TRACE_VERSION})'
-                )
-            header_seen = True
-            continue
-        events.append(_event(document, where, number, last_seq))
-        last_seq = events[-1].seq
-    if not header_seen:
-        raise TraceFormatError(f"{path}: empty file, not a vmbspec trace")
-    return events
-
-
-def _event(document: dict[str, Any], where: str, number: int, last_seq: int) -> TraceEvent:
-    kind = document.get("event")
-    if kind not in EVENT_FIELDS:
-        raise TraceFormatError(f"{where}: unknown event {kind!r}; events: "
-                               f"{', '.join(EVENT_FIELDS)}")
-    seq, session = document.get("seq"), document.get("session")
-    for name, value in (("seq", seq), ("session", session)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise TraceFormatError(f"{where}: {name} must be a non-negative integer")
-    assert isinstance(seq, int) and isinstance(session, int)
-    if seq <= last_seq:
-        raise TraceFormatError(f"{where}: seq {seq} does not follow {last_seq}")
-    for name, types in EVENT_FIELDS[kind].items():
-        if name not in document:
-            raise TraceFormatError(f"{where}: a {kind} event needs {name!r}")
-        value = document[name]
-        if not isinstance(value, types) or isinstance(value, bool):
-            raise TraceFormatError(f"{where}: {kind}.{name} has the wrong type "
-                                   f"({type(value).__name__})")
-    if kind == "call":
-        method = document["method"]
-        if method not in CALL_PARAMS:
-            raise TraceFormatError(f"{where}: unknown call {method!r}; calls: "
-                                   f"{', '.join(CALL_PARAMS)}")
-        missing = [p for p in CALL_PARAMS[method] if p not in document["params"]]
-        if missing:
-            raise TraceFormatError(f"{where}: {method} lacks params {', '.join(missing)}")
-    for name in ("bytes", "data"):
-        value = document.get(name)
-        if isinstance(value, str):
-            try:
-                bytes.fromhex(value)
-            except ValueError:
-                raise TraceFormatError(f"{where}: {kind}.{name} is not hex") from None
-    data = {k: v for k, v in document.items() if k not in ("seq", "session", "event")}
-    return TraceEvent(seq, session, str(kind), number, data)
-
-
-# -- suppressions ---------------------------------------------------------------------------
-
-
-@dataclass
-class Suppression:
-    requirement: str | None
-    event: int | None
-    reason: str
-    line: str
-    used: int = 0
-
-    def matches(self, violation: Violation) -> bool:
-        return (self.requirement is None or self.requirement in violation.requirements) and (
-            self.event is None or self.event == violation.seq
-        )
-
-    def describe(self) -> str:
-        what = " and ".join(
-            part for part in (
-                f"requirement {self.requirement}" if self.requirement else "",
-                f"event {self.event}" if self.event is not None else "",
-            ) if part
-        )
-        return f"{what}: {self.reason}"
-
-    def as_json(self) -> dict[str, Any]:
-        return {"requirement": self.requirement, "event": self.event, "reason": self.reason,
-                "used": self.used}
-
-
-def load_suppressions(path: Path, known_requirements: Iterable[str] = ()) -> list[Suppression]:
-    """``[[suppress]]`` tables of ``requirement``/``event`` and a ``reason``."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TraceFormatError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise TraceFormatError(f"{path}: not a readable TOML suppression file ({error})") \
-            from None
-    extra = sorted(set(document) - {"suppress"})
-    entries = document.get("suppress", [])
-    if extra or not isinstance(entries, list):
-        raise TraceFormatError(f"{path}: expected only [[suppress]] tables")
-    known = set(known_requirements)
-    suppressions = []
-    for number, entry in enumerate(entries, start=1):
-        where = f"{path}: suppression {number}"
-        if not isinstance(entry, dict) or set(entry) - {"requirement", "event", "reason"}:
-            raise TraceFormatError(f"{where}: keys are requirement, event and reason")
-        requirement, event, reason = entry.get("requirement"), entry.get("event"), entry.get(
-            "reason")
-        if requirement is None and event is None:
-            raise TraceFormatError(f"{where}: needs a requirement, an event, or both")
-        if requirement is not None and not isinstance(requirement, str):
-            raise TraceFormatError(f"{where}: requirement must be a string")
-        if known and requirement is not None and requirement not in known:
-            raise TraceFormatError(f"{where}: unknown requirement {requirement!r} "
-                                   "(see `vmbspec requirements`)")
-        if event is not None and (not isinstance(event, int) or isinstance(event, bool)):
-            raise TraceFormatError(f"{where}: event must be an event's seq number")
-        if not isinstance(reason, str) or not reason.strip():
-            raise TraceFormatError(f"{where}: every suppression needs a reason")
-        suppressions.append(Suppression(requirement, event, reason.strip(), where))
-    return suppressions
+#: Kinds of violation that make the trace itself unusable: not the target's doing.
+INVALID_KINDS = ("trace-error", "caller-error")
 
 
 # -- the trace target -----------------------------------------------------------------------
@@ -341,13 +147,20 @@ class Violation:
     session: int
     seq: int
     line: int
-    kind: str  # "nonconformance", "target-error", "trace-error"
+    #: "nonconformance" and "target-error" are the target's; "caller-error" (the recorded
+    #: caller broke its side of the contract) and "trace-error" (the trace cannot be followed)
+    #: make the trace invalid and blame nobody.
+    kind: str
     requirements: tuple[str, ...]
     message: str
     context: list[TraceEvent] = field(default_factory=list)
     suppressed_by: Suppression | None = None
     #: Events of the session after a suppressed violation, which were not checked.
     unchecked: int = 0
+
+    @property
+    def invalidates_trace(self) -> bool:
+        return self.kind in INVALID_KINDS
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -376,8 +189,28 @@ class TraceReport:
     evidence: Evidence
 
     @property
+    def invalid(self) -> list[Violation]:
+        """The caller errors and trace errors: what makes the trace unusable."""
+        return [v for v in self.violations if v.invalidates_trace]
+
+    @property
+    def valid(self) -> bool:
+        return not self.invalid
+
+    @property
     def passed(self) -> bool:
         return not self.violations and not self.unused
+
+    @property
+    def verdict(self) -> str:
+        """``invalid-trace`` (exit 2), ``conforms`` (0) or ``does-not-conform`` (1)."""
+        if not self.valid:
+            return "invalid-trace"
+        return "conforms" if self.passed else "does-not-conform"
+
+    @property
+    def exit_status(self) -> int:
+        return {"conforms": 0, "does-not-conform": 1, "invalid-trace": 2}[self.verdict]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -385,12 +218,23 @@ class TraceReport:
             "profile": self.profile.name,
             "events": self.events,
             "sessions": self.sessions,
+            "verdict": self.verdict,
+            "valid": self.valid,
             "passed": self.passed,
             "violations": [v.as_json() for v in self.violations],
             "suppressed": [v.as_json() for v in self.suppressed],
             "unused_suppressions": [s.as_json() for s in self.unused],
             "requirements_exercised": dict(sorted(self.evidence.steps.items())),
         }
+
+
+class _CallerError(Exception):
+    """A recorded call that breaks the caller's side of the contract."""
+
+    def __init__(self, requirements: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.requirements = requirements
+        self.message = message
 
 
 class _SessionChecker:
@@ -403,19 +247,20 @@ class _SessionChecker:
         capabilities = start.data["capabilities"] if start else []
         self.target = TraceTarget(str(name), [str(c) for c in capabilities])
         self.driver = Driver(self.target, profile, evidence)
+        self.capabilities = self.target.capabilities
         self.channels: dict[int, int] = {}
         self.packets: dict[int, int] = {}
 
     def _channel(self, handle: Any) -> int:
         if handle not in self.channels:
-            raise TraceMismatch(f"channel {_short(handle)} was never returned by create_channel "
-                                "in this session")
+            raise TraceMismatch(f"channel {short_value(handle)} was never returned by "
+                                "create_channel in this session")
         return self.channels[handle]
 
     def _packet(self, handle: Any) -> int:
         if handle not in self.packets:
-            raise TraceMismatch(f"packet {_short(handle)} was never returned by allocate_packet "
-                                "in this session")
+            raise TraceMismatch(f"packet {short_value(handle)} was never returned by "
+                                "allocate_packet in this session")
         return self.packets[handle]
 
     def step_for(self, event: TraceEvent) -> Step | None:
@@ -434,18 +279,37 @@ class _SessionChecker:
             return None
         method, params = d["method"], d["params"]
         if method == "create_channel":
-            return {"op": "create_channel", "ring_data_size": params["ring_data_size"]}
+            size = params["ring_data_size"]
+            if size < 4096 or size % 4096:
+                raise TraceMismatch(f"create_channel of a {size}-byte ring: the harness's rings "
+                                    "are a positive multiple of 4096 bytes")
+            return {"op": "create_channel", "ring_data_size": size}
         if method in ("open_channel", "disable_channel", "allocate_packet"):
             op = {"open_channel": "open", "disable_channel": "disable",
                   "allocate_packet": "allocate"}[method]
             return {"op": op, "channel": self._channel(params["channel"])}
         if method == "free_packet":
             return {"op": "free", "packet": self._packet(params["packet"])}
+        packet = self._packet(params["packet"])
+        self._check_sendable(packet)
         return {
             "op": "send",
-            "packet": self._packet(params["packet"]),
+            "packet": packet,
             **{k: params[k] for k in CALL_PARAMS[method] if k != "packet"},
         }
+
+    def _check_sendable(self, index: int) -> None:
+        # READ-A10: sending a packet that is not idle or completed breaks the caller's
+        # contract; only a target that declares robust-contract-violations can be judged on it.
+        state = self.driver.packets[index].state
+        if state in (PacketState.IDLE, PacketState.COMPLETED):
+            return
+        if "robust-contract-violations" not in self.capabilities:
+            raise _CallerError(
+                ("READ-A10", "SEED-ASSOCIATE"),
+                f"send on a {state.value} packet: only an idle or completed packet may be sent, "
+                "and the trace's target does not declare robust-contract-violations",
+            )
 
     def after(self, event: TraceEvent) -> None:
         if event.kind != "call":
@@ -473,8 +337,17 @@ def check_trace(
     violations: list[Violation] = []
     suppressed: list[Violation] = []
     for session_events in sessions.values():
-        _check_session(session_events, profile, evidence, suppressions, violations, suppressed)
+        violation = _check_session(session_events, profile, evidence)
         evidence.end_case()
+        if violation is None:
+            continue
+        match = next((s for s in suppressions if s.matches(violation)), None)
+        if match is None or violation.invalidates_trace:
+            violations.append(violation)
+        else:
+            match.used += 1
+            violation.suppressed_by = match
+            suppressed.append(violation)
     violations.sort(key=lambda v: v.seq)
     unused = [s for s in suppressions if not s.used]
     return TraceReport(path, profile, len(events), len(sessions), violations, suppressed,
@@ -482,17 +355,16 @@ def check_trace(
 
 
 def _check_session(
-    events: list[TraceEvent],
-    profile: Profile,
-    evidence: Evidence,
-    suppressions: list[Suppression],
-    violations: list[Violation],
-    suppressed: list[Violation],
-) -> None:
+    events: list[TraceEvent], profile: Profile, evidence: Evidence
+) -> Violation | None:
+    """The session's first violation, or None. A violation ends the session's check: the
+    model and the target disagree from there on, so whatever follows would only repeat its
+    consequences."""
     checker = _SessionChecker(events, profile, evidence)
     target = checker.target
     position = 0
     while position < len(events):
+        index = position
         event = events[position]
         position += 1
         if event.kind in ("start", "end", "completion"):
@@ -500,50 +372,72 @@ def _check_session(
                 target.pending.append(_completion(event))
             continue
         # The completion-routine calls recorded after this event belong to it.
-        following = position
-        while following < len(events) and events[following].kind == "completion":
-            target.pending.append(_completion(events[following]))
-            following += 1
-        position = following
-        violation: Violation | None = None
-        if event.kind == "error":
-            error = event.data["error"]
-            violation = Violation(event.session, event.seq, event.line, "target-error",
-                                  ("SEED-RETURN",), f"the harness could not perform "
-                                  f"{event.data['method']}: {error.get('message', error)}")
-        else:
-            try:
-                step = checker.step_for(event)
-                if step is not None:
-                    target.current = event
-                    checker.driver.execute(step)
-                    checker.after(event)
-            except ConformanceFailure as failure:
-                violation = Violation(event.session, event.seq, event.line, "nonconformance",
-                                      failure.requirements, failure.message)
-            except StepError as error:
-                violation = Violation(event.session, event.seq, event.line, "trace-error", (),
-                                      str(error))
-        if violation is None:
-            continue
-        index = events.index(event)
-        violation.context = events[max(0, index - CONTEXT_BEFORE):index + CONTEXT_AFTER + 1]
-        match = next((s for s in suppressions if s.matches(violation)), None)
-        if match is None or violation.kind == "trace-error":
-            violations.append(violation)
-        else:
-            match.used += 1
-            violation.suppressed_by = match
+        while position < len(events) and events[position].kind == "completion":
+            target.pending.append(_completion(events[position]))
+            position += 1
+        violation = _check_event(checker, event)
+        if violation is not None:
+            violation.context = events[max(0, index - CONTEXT_BEFORE):index + CONTEXT_AFTER + 1]
             violation.unchecked = len(events) - position
-            suppressed.append(violation)
-        # The model and the target disagree from here on, so whatever follows would only
-        # repeat the violation's consequences: the session's check ends here.
-        return
+            return violation
+    return None
+
+
+def _check_event(checker: _SessionChecker, event: TraceEvent) -> Violation | None:
+    def violation(kind: str, requirements: tuple[str, ...], message: str) -> Violation:
+        return Violation(event.session, event.seq, event.line, kind, requirements, message)
+
+    if event.kind == "error":
+        error = event.data["error"]
+        return violation("target-error", ("SEED-RETURN",), f"the harness could not perform "
+                         f"{printable(event.data['method'])}: {printable(error['message'])}")
+    caller = event.kind == "call"
+    try:
+        step = checker.step_for(event)
+        if step is not None:
+            checker.target.current = event
+            checker.driver.execute(step)
+            checker.after(event)
+    except ConformanceFailure as failure:
+        return violation("nonconformance", failure.requirements, failure.message)
+    except _CallerError as error:
+        return violation("caller-error", error.requirements, error.message)
+    except (StepError, SpecError) as error:
+        # An event the lifecycles do not allow (the driver raises the spec's SpecViolation or
+        # a StepError caused by it): by the caller (open twice, free a packet in the ring...),
+        # a breach of its contract; by the host side, a trace that cannot be.
+        rule = _cause(error, SpecViolation)
+        if isinstance(rule, SpecViolation):
+            if caller:
+                return violation("caller-error", (rule.requirement,),
+                                 f"the caller broke its contract: {rule.message}")
+            return violation("trace-error", (), f"the host side did what cannot happen: "
+                             f"{rule.message}")
+        return violation("trace-error", (), str(error))
+    except Exception as error:
+        # The driver may wrap what the recording's target raised (conformance.guard); a
+        # mismatch of the recording is still the trace's, anything else is ours.
+        mismatch = _cause(error, TraceMismatch)
+        if mismatch is None:
+            raise
+        return violation("trace-error", (), str(mismatch))
+    return None
+
+
+def _cause(error: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _completion(event: TraceEvent) -> tuple[int, int, bytes]:
     d = event.data
-    return int(d["packet"]), int(d["status"]) & 0xFFFF_FFFF, bytes.fromhex(d["data"])
+    return int(d["packet"]), int(d["status"]), bytes.fromhex(d["data"])
 
 
 def format_report(report: TraceReport) -> str:
@@ -557,10 +451,8 @@ def format_report(report: TraceReport) -> str:
                      f"{violation.unchecked} later event(s) of session {violation.session} "
                      "were not checked)")
     for violation in report.violations:
-        ids = ", ".join(violation.requirements) or "no requirement: the trace itself"
         lines.append("")
-        lines.append(f"VIOLATION at event {violation.seq} (line {violation.line}, session "
-                     f"{violation.session}, {violation.kind}): [{ids}]")
+        lines.append(_headline(violation))
         lines.append(f"  {violation.message}")
         lines.append("  events around it:")
         for event in violation.context:
@@ -569,9 +461,29 @@ def format_report(report: TraceReport) -> str:
     for suppression in report.unused:
         lines.append(f"unused suppression ({suppression.line}): {suppression.describe()}")
     lines.append("")
-    if report.passed:
-        lines.append(f"PASS: the trace conforms ({len(report.suppressed)} suppressed)")
-    else:
-        lines.append(f"FAIL: {len(report.violations)} violation(s), {len(report.unused)} unused "
-                     f"suppression(s), {len(report.suppressed)} suppressed")
+    lines.append(_summary(report))
     return "\n".join(lines)
+
+
+def _headline(violation: Violation) -> str:
+    where = (f"event {violation.seq} (line {violation.line}, session {violation.session}, "
+             f"{violation.kind})")
+    if violation.kind == "caller-error":
+        return (f"INVALID TRACE at {where}: the recorded caller broke "
+                f"[{', '.join(violation.requirements)}], not the target")
+    if violation.kind == "trace-error":
+        return f"INVALID TRACE at {where}: the trace cannot be followed"
+    return f"VIOLATION at {where}: [{', '.join(violation.requirements)}]"
+
+
+def _summary(report: TraceReport) -> str:
+    if not report.valid:
+        found = len(report.violations) - len(report.invalid)
+        return (f"INVALID TRACE: {len(report.invalid)} session(s) cannot be judged past a "
+                f"caller or trace error (not the target's fault); {found} violation(s) in "
+                f"the others, {len(report.unused)} unused suppression(s), "
+                f"{len(report.suppressed)} suppressed")
+    if report.passed:
+        return f"PASS: the trace conforms ({len(report.suppressed)} suppressed)"
+    return (f"FAIL: {len(report.violations)} violation(s), {len(report.unused)} unused "
+            f"suppression(s), {len(report.suppressed)} suppressed")

@@ -139,11 +139,11 @@ def test_suppressions_silence_a_known_issue_and_an_unused_one_fails(
         (None, "no such file"),
         ("", "not a vmbspec trace"),
         ('{"hello": 1}\n', "not a vmbspec trace"),
-        ('{"vmbspec_trace": 1}\nnot json\n', ":2: not JSON"),
+        ('{"vmbspec_trace": 1}\nnot json\n', "record 1 (line 2): not valid JSON"),
         ('{"vmbspec_trace": 1}\n{"seq": 1, "session": 1, "event": "teleport"}\n',
          "unknown event"),
         ('{"vmbspec_trace": 1}\n{"seq": 1, "session": 1, "event": "call", "method": "send_'
-         'with_external_mdl", "params": {}, "result": 0}\n', "lacks params"),
+         'with_external_mdl", "params": {}, "result": 0}\n', "field params.packet: missing"),
         ('{"vmbspec_trace": 1}\n{"seq": 2, "session": 1, "event": "end"}\n'
          '{"seq": 1, "session": 1, "event": "end"}\n', "does not follow"),
     ],
@@ -166,7 +166,7 @@ def test_a_bad_trace_is_a_one_line_error(
         ('[[suppress]]\nrequirement = "SEED-WAIT-MUST"\n', "needs a reason"),
         ('[[suppress]]\nreason = "x"\n', "needs a requirement, an event"),
         ('[[suppress]]\nrequirement = "NO-SUCH-ID"\nreason = "x"\n', "unknown requirement"),
-        ("[[suppress]\n", "not a readable TOML"),
+        ("[[suppress]\n", "not valid TOML"),
     ],
 )
 def test_a_bad_suppression_file_is_a_one_line_error(
