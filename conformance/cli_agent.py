@@ -4,29 +4,45 @@ The backend is resolved here, with the same names as ``--target`` (``sim``, ``si
 ``rust``, ``native:PATH``); the agent itself (``adapters.remote.server``) only receives a
 factory, so it stays independent of the spec and the suite. Runs standalone too:
 ``python -m conformance.cli_agent --backend sim --listen stdio``.
+
+Every number on the command line is checked here, so a wrong one is a usage error (exit
+status 2) naming the option: ``--timeout`` (finite, above 0, at most a day),
+``--max-connections`` and ``--idle-timeout`` (TCP: how many connections at once, and how long
+one may stay silent; ``adapters.remote.server.check_limits``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.remote.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from conformance.cli_common import UsageError
 from conformance.targets import UnknownTarget, resolve_target
 
+#: The longest ``--timeout`` for one call to an isolated backend: one day.
+MAX_TIMEOUT = 86400.0
+
 
 def run_agent(args: argparse.Namespace) -> int:
-    from adapters.remote.server import log_listening, parse_listen, serve
+    from adapters.remote.server import check_limits, log_listening, parse_listen, serve
 
     if args.backend.startswith("remote:"):
         raise UsageError("--backend cannot be a remote target (an agent serving an agent)")
     try:
         parse_listen(args.listen)
+        check_limits(args.max_connections, args.idle_timeout)
     except ValueError as error:
         raise UsageError(str(error)) from error
+    if args.timeout is not None and not (
+        math.isfinite(args.timeout) and 0 < args.timeout <= MAX_TIMEOUT
+    ):
+        raise UsageError(f"--timeout must be a number of seconds above 0 and at most "
+                         f"{MAX_TIMEOUT:g}, not {args.timeout!r}")
     if args.trace is not None and not Path(args.trace).parent.exists():
         raise UsageError(f"cannot write {args.trace}: folder {Path(args.trace).parent} "
                          "does not exist")
@@ -36,7 +52,8 @@ def run_agent(args: argparse.Namespace) -> int:
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
     listening = None if args.quiet else log_listening
-    return serve(factory, args.listen, trace=args.trace, on_listening=listening)
+    return serve(factory, args.listen, trace=args.trace, on_listening=listening,
+                 max_connections=args.max_connections, idle_timeout=args.idle_timeout)
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +65,15 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                         "a free port, printed on stderr")
     parser.add_argument("--trace", metavar="FILE.jsonl", default=None,
                         help="record every call, packet and completion (docs/trace-format.md)")
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+                        metavar="N",
+                        help="TCP: serve at most N connections at once; one more is sent a "
+                        "'too many connections' error and closed (default "
+                        f"{DEFAULT_MAX_CONNECTIONS})")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
+                        metavar="SECONDS",
+                        help="TCP: close a connection that sends no request for this long "
+                        f"(default {DEFAULT_IDLE_TIMEOUT:g})")
     parser.add_argument("--quiet", action="store_true",
                         help="do not print the listening address on stderr")
     isolate = parser.add_mutually_exclusive_group()

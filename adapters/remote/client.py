@@ -15,12 +15,22 @@ started once per run, not once per case.
 
 Every read has a deadline (``timeout`` seconds a call). A fault becomes :class:`RemoteFault`,
 whose ``kind`` the runner turns into a verdict: ``"hang"`` when no answer came in time,
-``"crash"`` when the connection closed, the reply was not JSON, had the wrong id, was not a
-JSON-RPC response, had a result of the wrong shape or was over the size limit, or when the
-agent reported that its backend crashed. The faulty connection is closed (a stdio agent is
-killed) and the target refuses further calls; the next target from the factory reconnects.
-An error reply (the agent answered, with a JSON-RPC error) is :class:`RemoteError`, which the
-runner reports as a target error.
+``"crash"`` when the connection closed, the reply was not JSON or broke a limit of
+:func:`adapters.remote.protocol.decode_message` (too deep, an integer too long, NaN), had the
+wrong id, was not a JSON-RPC response, had a result of the wrong shape or was over the size
+limit, or when the agent reported that its backend crashed. The message names the method and
+what was wrong with the reply. The faulty connection is closed (a stdio agent is killed) and
+the target refuses further calls; the next target from the factory reconnects. A well-formed
+error reply (the agent answered, with a JSON-RPC error) is :class:`RemoteError`, which the
+runner reports as a target error. Texts from the agent (error messages, data, its stderr, the
+target's name) are cut to a few hundred characters (:func:`adapters.remote.protocol.clip`).
+
+An idle connection kept between targets is dropped, not reused, when the agent has closed it
+or said something on it meanwhile (an agent closes connections idle past its deadline).
+
+``remote:stdio:vmbspec ...`` runs the ``vmbspec`` script beside the running interpreter, or
+``python -m conformance.cli`` with it (a subprocess), so that it works without an activated
+virtual environment and always runs the same vmbspec as the client.
 
 The in-line buffer crosses the connection as a copy of its bytes at the call, as it does for
 an isolated native target; reading A11 allows a target to read them then.
@@ -30,13 +40,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import shlex
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -54,6 +67,11 @@ from adapters.remote.framing import (
 DEFAULT_TIMEOUT = 10.0
 #: Seconds to connect (or start the command) and finish the handshake.
 START_TIMEOUT = 30.0
+#: The longest ``--timeout`` accepted: one day.
+MAX_TIMEOUT = 86400.0
+#: Most capabilities an agent may state, and characters in one.
+_MAX_CAPABILITIES = 64
+_MAX_CAPABILITY_CHARS = 100
 
 
 class RemoteFault(Exception):
@@ -76,10 +94,10 @@ class RemoteError(RuntimeError):
 
     def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
         name = protocol.ERROR_NAMES.get(code, "error")
-        super().__init__(f"{method}: agent error {code} ({name}): {message}")
+        super().__init__(f"{method}: agent error {code} ({name}): {protocol.clip(message)}")
         self.method = method
         self.code = code
-        self.data = data
+        self.data = protocol.clip_data(data)
 
 
 # -- addresses ------------------------------------------------------------------------------
@@ -103,6 +121,9 @@ class Address:
                                  "remote:stdio:vmbspec agent --backend sim --listen stdio")
             self.kind = "stdio"
             return
+        if not text.startswith("tcp:"):
+            raise ValueError(f"remote target {text[:80]!r}: expected remote:tcp://HOST:PORT or "
+                             "remote:stdio:COMMAND")
         parts = urlsplit(text)
         try:
             port = parts.port
@@ -111,7 +132,7 @@ class Address:
         if parts.scheme != "tcp" or not parts.hostname or port is None or parts.path not in (
             "", "/"
         ):
-            raise ValueError(f"remote target {text!r}: expected remote:tcp://HOST:PORT or "
+            raise ValueError(f"remote target {text[:80]!r}: expected remote:tcp://HOST:PORT or "
                              "remote:stdio:COMMAND")
         self.kind = "tcp"
         self.host = parts.hostname
@@ -144,11 +165,13 @@ class Connection:
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Connection.close
         try:
             process = subprocess.Popen(
-                address.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+                command_line(address.command), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=stderr,
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: a NUL byte in the command
             stderr.close()
-            raise RemoteFault("crash", f"cannot start {address.command[0]!r}: {error}") from error
+            raise RemoteFault("crash", f"cannot start {address.command[0][:80]!r}: "
+                              f"{error}") from error
         assert process.stdin is not None and process.stdout is not None
         stream = MessageStream(read_fd=process.stdout.fileno(), write_fd=process.stdin.fileno())
         return cls(stream, process, stderr)
@@ -158,10 +181,17 @@ class Connection:
             return ""
         try:
             self.stderr.seek(0)
-            text = self.stderr.read()[-600:].decode("utf-8", "replace").strip()
+            self.stderr.seek(0, 2)
+            size = self.stderr.tell()
+            self.stderr.seek(max(0, size - protocol.MAX_TEXT))
+            text = self.stderr.read().decode("utf-8", "replace").strip()
         except OSError:
             return ""
-        return f"; agent stderr: {text}" if text else ""
+        if not text:
+            return ""
+        cut = f" ({size - protocol.MAX_TEXT} earlier bytes left out)" if (
+            size > protocol.MAX_TEXT) else ""
+        return f"; agent stderr{cut}: {text}"
 
     def _exit_detail(self) -> str:
         if self.process is None:
@@ -207,40 +237,41 @@ class Connection:
         except FrameError as error:  # pragma: no cover - every subclass is handled above
             raise self.fault("crash", f"{method}: {error}") from None
         try:
-            reply = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
-            raise self.fault("crash", f"the reply to {method} is not JSON: "
-                             f"{line[:80]!r}") from None
-        return self._unpack(method, request_id, reply)
+            reply = protocol.decode_message(line)
+        except protocol.MessageError as error:
+            raise self.fault("crash", f"the reply to {method} is unusable: {error}: "
+                             f"{protocol.excerpt(line)}") from None
+        return self._unpack(method, request_id, reply, line)
 
-    def _unpack(self, method: str, request_id: int, reply: Any) -> Any:
+    def _unpack(self, method: str, request_id: int, reply: Any, line: bytes) -> Any:
         if (
             not isinstance(reply, dict)
             or reply.get("jsonrpc") != "2.0"
             or ("result" in reply) == ("error" in reply)
+            or not set(reply) <= {"jsonrpc", "id", "result", "error"}
         ):
             raise self.fault("crash", f"the reply to {method} is not a JSON-RPC 2.0 response: "
-                             f"{json.dumps(reply)[:80]}")
-        if reply.get("id") != request_id:
-            error = reply.get("error")
-            if reply.get("id") is None and isinstance(error, dict):
-                # The agent could not read the request at all (parse error, too large).
-                raise self.fault("crash", f"the agent could not read the {method} request: "
-                                 f"{error.get('message')}")
-            raise self.fault("crash", f"the reply to {method} has id {reply.get('id')!r}, "
+                             f"{protocol.excerpt(line)}")
+        reply_id = reply.get("id")
+        error: Any = reply.get("error")
+        if reply_id is None and _is_error_object(error):
+            # The agent could not read the request at all (parse error, too large), or
+            # refused the connection, or closed it as idle.
+            raise self.fault("crash", _unaddressed(method, error))
+        if type(reply_id) is not int or reply_id != request_id:
+            raise self.fault("crash", f"the reply to {method} has id {reply_id!r:.40}, "
                              f"expected {request_id}")
         if "error" in reply:
-            error = reply["error"]
-            if not isinstance(error, dict) or not isinstance(error.get("code"), int) or (
-                not isinstance(error.get("message"), str)
-            ):
-                raise self.fault("crash", f"the error reply to {method} is malformed: "
-                                 f"{json.dumps(error)[:80]}")
+            if not _is_error_object(error):
+                raise self.fault("crash", f"the error reply to {method} is malformed (not "
+                                 "{code: integer, message: string, data?}): "
+                                 f"{protocol.excerpt(line)}")
             data = error.get("data")
             if error["code"] == protocol.TARGET_FAULT and isinstance(data, dict) and (
                 data.get("kind") in ("crash", "hang")
             ):
-                raise self.fault(str(data["kind"]), f"{method}: {error['message']}")
+                raise self.fault(str(data["kind"]),
+                                 f"{method}: {protocol.clip(error['message'])}")
             raise RemoteError(method, error["code"], error["message"], data)
         return reply["result"]
 
@@ -257,7 +288,16 @@ class Connection:
             isinstance(info.get("capabilities"), list)
             and all(isinstance(c, str) for c in info["capabilities"])
         ):
-            raise self.fault("crash", f"the {method} result lacks target and capabilities")
+            raise self.fault("crash", f"the result of {method} is malformed: it needs target "
+                             "(a string) and capabilities (an array of strings)")
+        capabilities = info["capabilities"]
+        if len(capabilities) > _MAX_CAPABILITIES or any(
+            len(c) > _MAX_CAPABILITY_CHARS for c in capabilities
+        ):
+            raise self.fault("crash", f"the result of {method} is malformed: more than "
+                             f"{_MAX_CAPABILITIES} capabilities, or one longer than "
+                             f"{_MAX_CAPABILITY_CHARS} characters")
+        info["target"] = protocol.clip(info["target"], 100)
         limit = info.get("max_message_bytes")
         if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
             # What we send must fit the agent's limit; what we read must fit ours.
@@ -287,6 +327,53 @@ class Connection:
         if self.stderr is not None:
             with contextlib.suppress(OSError):
                 self.stderr.close()
+
+
+def _is_error_object(error: Any) -> bool:
+    return (
+        isinstance(error, dict)
+        and type(error.get("code")) is int
+        and isinstance(error.get("message"), str)
+        and set(error) <= {"code", "message", "data"}
+    )
+
+
+def _unaddressed(method: str, error: dict[str, Any]) -> str:
+    """What an error reply with id null to ``method`` means."""
+    code, text = error["code"], protocol.clip(error["message"])
+    if code == protocol.TOO_MANY_CONNECTIONS:
+        return f"the agent refused the connection at {method}: {text}"
+    if code == protocol.IDLE_TIMEOUT:
+        return f"the agent closed the connection as idle before {method}: {text}"
+    name = protocol.ERROR_NAMES.get(code, "error")
+    return f"the agent could not read the {method} request: error {code} ({name}): {text}"
+
+
+def command_line(command: Sequence[str], interpreter: str | None = None) -> list[str]:
+    """The argv to run for ``remote:stdio:COMMAND``: a first word ``vmbspec`` is the script
+    beside ``interpreter`` (the running Python), or that Python with ``-m conformance.cli``
+    (a subprocess: this adapter imports nothing from the suite)."""
+    words = list(command)
+    if not words or words[0] != "vmbspec":
+        return words
+    python = Path(interpreter or sys.executable)
+    script = python.parent / "vmbspec"
+    if script.is_file():
+        return [str(script), *words[1:]]
+    return [str(python), "-m", "conformance.cli", *words[1:]]
+
+
+def check_timeout(timeout: Any) -> float | None:
+    """``--timeout`` for a remote target: None, or a finite number of seconds above 0 and at
+    most :data:`MAX_TIMEOUT`; ValueError with the reason otherwise."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not (
+        math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT
+    ):
+        raise ValueError(f"--timeout must be a number of seconds above 0 and at most "
+                         f"{MAX_TIMEOUT:g} for a remote target, not {timeout!r:.40}")
+    return float(timeout)
 
 
 def _show_call(method: str, params: dict[str, Any] | None) -> str:
@@ -326,6 +413,11 @@ class RemoteFactory:
 
     def acquire(self) -> Connection:
         connection = self._idle.pop() if self._idle else None
+        if connection is not None and connection.healthy and connection.stream.pending():
+            # Something arrived on a connection nobody asked anything: the agent closed it
+            # (idle deadline) or broke it. Start afresh rather than read that as a reply.
+            connection.close(graceful=False)
+            connection = None
         if connection is not None and connection.healthy:
             connection.reset(self.timeout)
             connection.calls = []
@@ -446,20 +538,19 @@ def resolve(spec: str, options: dict[str, Any]) -> tuple[str, RemoteFactory]:
     Shakes hands with the agent once; ValueError with a one-line reason when it cannot."""
     rest = spec.removeprefix("remote:")
     address = Address(rest)
-    timeout = options.get("timeout")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ValueError(f"--timeout must be a positive number of seconds, not {timeout!r}")
+    timeout = check_timeout(options.get("timeout"))
     # An explicit --timeout bounds the handshake too, but leaves an agent time to start.
     factory = RemoteFactory(
         address,
-        float(timeout) if timeout else DEFAULT_TIMEOUT,
-        start_timeout=max(float(timeout), 5.0) if timeout else START_TIMEOUT,
+        timeout if timeout is not None else DEFAULT_TIMEOUT,
+        start_timeout=max(timeout, 5.0) if timeout is not None else START_TIMEOUT,
     )
+    shown = protocol.clip(rest, 120)
     try:
         factory.probe()
     except RemoteFault as error:
-        raise ValueError(f"remote:{rest}: the agent did not shake hands: {error.detail}") \
+        raise ValueError(f"remote:{shown}: the agent did not shake hands: {error.detail}") \
             from None
     except RemoteError as error:
-        raise ValueError(f"remote:{rest}: the agent refused the handshake: {error}") from None
+        raise ValueError(f"remote:{shown}: the agent refused the handshake: {error}") from None
     return factory.name, factory

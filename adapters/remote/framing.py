@@ -16,7 +16,12 @@ hex-encoded (2 x 1,052,672 bytes) inside a reply, with room to spare.
 socket. Every read and write takes a deadline (``time.monotonic()`` seconds, or None for no
 limit); past it the call raises :class:`FrameTimeout`. The other failures are
 :class:`FrameClosed` (end of stream, or a reset) and :class:`FrameTooLarge`. Malformed JSON is
-the caller's business: :meth:`MessageStream.read_line` returns the raw bytes of one line.
+the caller's business: :meth:`MessageStream.read_line` returns the raw bytes of one line
+(:func:`adapters.remote.protocol.decode_message` reads it within bounds).
+
+Waiting uses :mod:`selectors` (``poll`` where there is one), not ``select()``, whose
+descriptor sets end at 1,023: an agent with many connections, or a client in a process with
+many open files, would otherwise fail with "filedescriptor out of range in select()".
 The stream uses only the standard library so that any harness can copy it.
 """
 
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
+import selectors
 import socket
 import time
 
@@ -32,6 +37,12 @@ import time
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 _CHUNK = 64 * 1024
+
+#: poll(2) needs no descriptor of its own and has no limit on descriptor numbers; epoll or
+#: kqueue (DefaultSelector) otherwise.
+_Selector: type[selectors.BaseSelector] = getattr(
+    selectors, "PollSelector", selectors.DefaultSelector
+)
 
 
 class FrameError(Exception):
@@ -87,6 +98,11 @@ class MessageStream:
             assert read_fd is not None and write_fd is not None
             os.set_blocking(read_fd, False)
             os.set_blocking(write_fd, False)
+        assert self.read_fd is not None and self.write_fd is not None
+        self._readable = _Selector()
+        self._readable.register(self.read_fd, selectors.EVENT_READ)
+        self._writable = _Selector()
+        self._writable.register(self.write_fd, selectors.EVENT_WRITE)
 
     # -- raw I/O ------------------------------------------------------------------------------
 
@@ -104,11 +120,9 @@ class MessageStream:
 
     def _fill(self, deadline: float | None) -> None:
         """Reads at least one more byte into the buffer, or raises."""
-        assert self.read_fd is not None
         while True:
             remaining = _remaining(deadline)
-            ready, _, _ = select.select([self.read_fd], [], [], remaining)
-            if not ready:
+            if not self._readable.select(remaining):
                 raise FrameTimeout("no data before the deadline")
             chunk = self._recv()
             if chunk is None:
@@ -130,8 +144,7 @@ class MessageStream:
         assert self.write_fd is not None
         while view:
             remaining = _remaining(deadline)
-            _, ready, _ = select.select([], [self.write_fd], [], remaining)
-            if not ready:
+            if not self._writable.select(remaining):
                 raise FrameTimeout("the other side is not reading")
             try:
                 if self.sock is not None:
@@ -167,6 +180,11 @@ class MessageStream:
             if line.strip():
                 return line
 
+    def pending(self) -> bool:
+        """Whether something is waiting to be read (a line, or the end of the stream): on a
+        connection that should be quiet, the sign that the other side gave up on it."""
+        return bool(self._buffer) or self._eof or bool(self._readable.select(0))
+
     def skip_line(self, deadline: float | None = None) -> None:
         """Discards the rest of a line refused with FrameTooLarge (nothing if it was whole)."""
         if not self._in_long_line:
@@ -181,6 +199,9 @@ class MessageStream:
             self._fill(deadline)
 
     def close(self) -> None:
+        for selector in (self._readable, self._writable):
+            with contextlib.suppress(OSError, ValueError):
+                selector.close()
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()

@@ -12,11 +12,26 @@ named parameters. :data:`METHODS` lists each with its parameters as ``name -> ki
 kind is one of :data:`KINDS`; :func:`check_params` validates a request's params against it,
 and :func:`check_result` a reply's result. A failed check is a :class:`ValueError` whose text
 names the parameter.
+
+Reading a message
+-----------------
+Both sides read what the other wrote with :func:`decode_message`, never with a bare
+``json.loads``: a message comes from outside and may be anything. It must be UTF-8, nest at most
+:data:`MAX_DEPTH` arrays and objects deep (checked on the bytes, before parsing, so a
+thousand-deep message cannot exhaust the parser's recursion), hold no integer literal of more
+than :data:`MAX_INT_DIGITS` digits, and no ``NaN``, ``Infinity`` or number that overflows to
+them. Anything else is a :class:`MessageError` saying what was wrong; the agent answers it with
+a parse error and goes on, the client turns it into a ``crash`` verdict. Texts that come from
+the other side and end up in a message or a report are cut by :func:`clip`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import operator
+import re
+from itertools import accumulate, count
 from typing import Any
 
 #: The protocol version this module speaks; the handshake states it.
@@ -41,6 +56,10 @@ UNSUPPORTED_VERSION = -32002
 MESSAGE_TOO_LARGE = -32003
 #: The backend itself crashed or hung (``data.kind`` is "crash" or "hang"); its state is lost.
 TARGET_FAULT = -32004
+#: The agent already serves its maximum of connections; it sends this (id null) and closes.
+TOO_MANY_CONNECTIONS = -32005
+#: The connection sent nothing for the agent's idle deadline; it sends this (id null), closes.
+IDLE_TIMEOUT = -32006
 
 ERROR_NAMES = {
     PARSE_ERROR: "parse error",
@@ -53,7 +72,23 @@ ERROR_NAMES = {
     UNSUPPORTED_VERSION: "unsupported protocol version",
     MESSAGE_TOO_LARGE: "message too large",
     TARGET_FAULT: "target fault",
+    TOO_MANY_CONNECTIONS: "too many connections",
+    IDLE_TIMEOUT: "idle timeout",
 }
+
+# -- limits on what is read -----------------------------------------------------------------
+
+#: The deepest nesting a message needs is 5 (a batch, a request, its params, an MDL chain, a
+#: segment's PFNs); a message nested deeper than this is refused before it is parsed.
+MAX_DEPTH = 32
+#: Digits in an integer literal: a u64 has 20; anything much longer is not a size or a handle.
+MAX_INT_DIGITS = 40
+#: Requests in one batch (the client never sends batches; this bounds an agent's work per line).
+MAX_BATCH = 100
+#: Characters of a string id (JSON-RPC allows strings; the client uses integers).
+MAX_ID_CHARS = 256
+#: Characters kept of a text that comes from the other side (an error message, a name, data).
+MAX_TEXT = 300
 
 # -- value kinds ----------------------------------------------------------------------------
 KINDS = ("u32", "u64", "handle", "hex", "hex?", "mdl?", "handle?", "none", "completions")
@@ -203,13 +238,97 @@ def check_result(method: str, result: Any) -> Any:
     return decode_value(f"the result of {method}", kind, result)
 
 
-# -- envelopes ------------------------------------------------------------------------------
+# -- reading and writing messages -----------------------------------------------------------
+
+
+class MessageError(ValueError):
+    """A line that is not a message this protocol can read; the text says why."""
+
+
+#: A JSON string: quotes around anything but quotes and backslashes, or escapes.
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: Keeps only brackets: an opening one becomes 2, a closing one 0 (see nesting_depth).
+_BRACKETS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nesting_depth(line: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, from its bytes, without parsing
+    (and without recursion): brackets inside strings do not count. For a text that is not JSON
+    the figure is an estimate, which is enough to refuse it."""
+    brackets = _STRING.sub(b'""', line).translate(_BRACKETS, _NOT_BRACKETS)
+    # After k+1 brackets, the running sum of 2 per opening one is 2 * opened; the depth is
+    # opened - closed = 2 * opened - (k + 1). Iterators in C keep an 8 MiB line quick.
+    return max(map(operator.sub, accumulate(brackets), count(1)), default=0)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MessageError(f"{name} is not a JSON number")
+
+
+def _bounded_int(literal: str) -> int:
+    digits = len(literal.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise MessageError(f"an integer of {digits} digits (at most {MAX_INT_DIGITS})")
+    return int(literal)
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise MessageError(f"the number {literal[:40]} overflows")
+    return value
+
+
+def decode_message(line: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """One message from one line, within the limits of the module docstring; MessageError."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MessageError(f"not JSON: not UTF-8 (byte {error.start})") from None
+    if line.count(b"[") + line.count(b"{") > max_depth:  # else it cannot nest too deep
+        depth = nesting_depth(line)
+        if depth > max_depth:
+            raise MessageError(f"nested {depth} levels deep (at most {max_depth})")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                          parse_float=_finite_float)
+    except MessageError:
+        raise
+    except json.JSONDecodeError as error:
+        raise MessageError(f"not JSON: {error.msg} at column {error.colno}") from None
+    except (ValueError, RecursionError) as error:  # a guard of Python's own
+        raise MessageError(f"not readable JSON: {clip(str(error), 80)}") from None
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` cut to ``limit`` characters, saying how many were left out (for texts from the
+    other side: an agent's error message, its stderr, a name)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters left out)"
+
+
+def clip_data(data: Any, limit: int = MAX_TEXT) -> Any:
+    """An error's ``data`` as it came if its JSON is short, else that JSON clipped."""
+    try:
+        text = json.dumps(data, ensure_ascii=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return clip(repr(data), limit)
+    return data if len(text) <= limit else clip(text, limit)
+
+
+def excerpt(line: bytes, limit: int = 80) -> str:
+    """The start of a raw line, for a message about it."""
+    shown = repr(line[:limit])
+    return shown if len(line) <= limit else f"{shown}... ({len(line)} bytes)"
 
 
 def dumps(message: Any) -> bytes:
-    """One message as compact UTF-8 JSON (never a raw line feed)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    """One message as compact JSON (never a raw line feed). ASCII, so that a string holding a
+    lone surrogate (which JSON's ``\\ud800`` escapes allow) is still encodable."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
 
 
 def request(request_id: int, method: str, params: dict[str, Any] | None = None) -> bytes:

@@ -12,6 +12,19 @@ closes it and makes a fresh one (the client does that between cases instead of r
 ``shutdown`` closes it and ends the session. Every target method is checked against
 :data:`adapters.remote.protocol.METHODS` before the backend sees it.
 
+Every line is read within the limits of :func:`adapters.remote.protocol.decode_message` (size,
+depth, integer digits, no NaN); a line outside them, or anything else a request can get wrong,
+is answered with a JSON-RPC error and the session goes on. A bug of the agent while handling a
+request is an internal error (-32603) for that request, not the end of the session.
+
+TCP: every connection is served by a thread of its own, at most ``max_connections`` at once
+(:data:`DEFAULT_MAX_CONNECTIONS`); one more is sent a "too many connections" error (-32005)
+and closed. A connection that sends no complete request for ``idle_timeout`` seconds
+(:data:`DEFAULT_IDLE_TIMEOUT`), or does not read its reply in that time, is sent an "idle
+timeout" error (-32006, if it can take it) and closed, so a client that vanished without closing
+cannot hold a place for ever. Standard input/output has neither: its one client started the
+agent, and the end of the input ends it.
+
 After every target method the agent drains the backend's completion-routine calls into a
 buffer that ``completions`` hands over, so that a trace shows each completion right after the
 call during which it happened, which is where a harness around a real driver would log it.
@@ -29,10 +42,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
+import socket
 import socketserver
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +67,17 @@ BackendFactory = Callable[[], Any]
 
 AGENT_NAME = "vmbspec-agent"
 TRACE_VERSION = 1
+
+#: TCP connections served at once; one more is refused (``--max-connections``).
+DEFAULT_MAX_CONNECTIONS = 64
+#: Seconds a TCP connection may stay without sending a whole request (``--idle-timeout``); the
+#: client holds its connection between cases, so this is generous.
+DEFAULT_IDLE_TIMEOUT = 600.0
+#: The largest idle deadline accepted (one day).
+MAX_IDLE_TIMEOUT = 86400.0
+#: Seconds given to a refused or idle connection to take its last message.
+_FAREWELL_SECONDS = 1.0
+_FAREWELL_DRAIN = 64 * 1024
 
 
 class TraceRecorder:
@@ -148,14 +175,25 @@ class Session:
         if isinstance(message, list):
             if not message:
                 return protocol.failure(None, protocol.INVALID_REQUEST, "an empty batch")
+            if len(message) > protocol.MAX_BATCH:
+                return protocol.failure(None, protocol.INVALID_REQUEST,
+                                        f"a batch of {len(message)} requests (at most "
+                                        f"{protocol.MAX_BATCH})")
             replies = [self.handle_one(item) for item in message]
             return [r for r in replies if r is not None] or None
         return self.handle_one(message)
 
     def handle_one(self, message: Any) -> dict[str, Any] | None:
-        request_id = message.get("id") if isinstance(message, dict) else None
-        if not isinstance(request_id, (int, str)) or isinstance(request_id, bool):
-            request_id = None
+        """The reply to one request; a bug of the agent is an internal error, not an end."""
+        try:
+            return self._handle_one(message)
+        except Exception as error:
+            return protocol.failure(_request_id(message), protocol.INTERNAL_ERROR,
+                                    protocol.clip(f"the agent failed: "
+                                                  f"{type(error).__name__}: {error}"))
+
+    def _handle_one(self, message: Any) -> dict[str, Any] | None:
+        request_id = _request_id(message)
         if (
             not isinstance(message, dict)
             or message.get("jsonrpc") != "2.0"
@@ -198,9 +236,9 @@ class Session:
 
     def _initialize(self, params: Any) -> dict[str, Any]:
         version = params.get("protocol") if isinstance(params, dict) else None
-        if version != protocol.PROTOCOL_VERSION:
+        if type(version) is not int or version != protocol.PROTOCOL_VERSION:
             raise _RpcError(protocol.UNSUPPORTED_VERSION,
-                            f"protocol version {version!r} is not supported",
+                            f"protocol version {version!r:.40} is not supported",
                             {"supported": [protocol.PROTOCOL_VERSION]})
         info = self._new_target()
         self.initialized = True
@@ -260,41 +298,64 @@ class Session:
     @staticmethod
     def _error_for(error: Exception) -> _RpcError:
         kind = getattr(error, "kind", None)
+        text = protocol.clip(str(error))
         if kind in ("crash", "hang"):
-            return _RpcError(protocol.TARGET_FAULT, f"the backend {kind}ed: {error}",
+            return _RpcError(protocol.TARGET_FAULT, f"the backend {kind}ed: {text}",
                              {"kind": kind})
         if isinstance(error, (ValueError, TypeError)):
-            return _RpcError(protocol.INVALID_PARAMS, str(error))
-        return _RpcError(protocol.TARGET_ERROR, f"{type(error).__name__}: {error}")
+            return _RpcError(protocol.INVALID_PARAMS, text)
+        return _RpcError(protocol.TARGET_ERROR, f"{type(error).__name__}: {text}")
 
 
-def serve_stream(stream: MessageStream, session: Session) -> None:
-    """Answers requests on ``stream`` until the client closes it or says ``shutdown``."""
+def _request_id(message: Any) -> int | str | None:
+    """The id to answer ``message`` with: its own if it is a usable one, else null."""
+    request_id = message.get("id") if isinstance(message, dict) else None
+    if isinstance(request_id, bool) or not isinstance(request_id, (int, str)):
+        return None
+    if isinstance(request_id, str) and len(request_id) > protocol.MAX_ID_CHARS:
+        return None
+    return request_id
+
+
+def _deadline(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds
+
+
+def serve_stream(stream: MessageStream, session: Session,
+                 idle_timeout: float | None = None) -> None:
+    """Answers requests on ``stream`` until the client closes it or says ``shutdown``, or
+    sends no whole request (or reads no reply) for ``idle_timeout`` seconds (None: no limit)."""
     try:
         while not session.closing:
             try:
-                line = stream.read_line(None)
+                line = stream.read_line(_deadline(idle_timeout))
             except FrameTooLarge as error:
                 _reply(stream, protocol.failure(None, protocol.MESSAGE_TOO_LARGE, str(error),
-                                                {"max_message_bytes": stream.max_bytes}))
-                stream.skip_line(None)
+                                                {"max_message_bytes": stream.max_bytes}),
+                       idle_timeout)
+                stream.skip_line(_deadline(idle_timeout))
                 continue
+            except FrameTimeout:
+                _say_goodbye(stream, protocol.failure(
+                    None, protocol.IDLE_TIMEOUT,
+                    f"no request for {idle_timeout:g} s: the agent closes this connection"))
+                return
             try:
-                message = json.loads(line)
-            except (ValueError, UnicodeDecodeError) as error:
-                _reply(stream, protocol.failure(None, protocol.PARSE_ERROR,
-                                                f"not JSON: {error}"))
+                message = protocol.decode_message(line)
+            except protocol.MessageError as error:
+                _reply(stream, protocol.failure(None, protocol.PARSE_ERROR, str(error)),
+                       idle_timeout)
                 continue
             reply = session.handle(message)
             if reply is not None:
-                _reply(stream, reply)
+                _reply(stream, reply, idle_timeout)
     except (FrameClosed, FrameTimeout):
         pass
     finally:
         session.close()
 
 
-def _reply(stream: MessageStream, reply: Any) -> None:
+def _reply(stream: MessageStream, reply: Any, timeout: float | None = None) -> None:
     data = protocol.dumps(reply)
     if len(data) > stream.max_bytes:
         request_id = reply.get("id") if isinstance(reply, dict) else None
@@ -303,7 +364,13 @@ def _reply(stream: MessageStream, reply: Any) -> None:
             f"the reply would be {len(data)} bytes, over the {stream.max_bytes}-byte limit",
             {"max_message_bytes": stream.max_bytes},
         ))
-    stream.write_line(data, None)
+    stream.write_line(data, _deadline(timeout))
+
+
+def _say_goodbye(stream: MessageStream, message: dict[str, Any]) -> None:
+    """A last error line (id null) for a connection about to be closed, if it takes it."""
+    with contextlib.suppress(FrameClosed, FrameTimeout):
+        stream.write_line(protocol.dumps(message), _deadline(_FAREWELL_SECONDS))
 
 
 # -- listening ------------------------------------------------------------------------------
@@ -325,17 +392,100 @@ def parse_listen(listen: str) -> tuple[str, int] | None:
     return parts.hostname, port
 
 
+def check_limits(max_connections: Any, idle_timeout: Any) -> None:
+    """ValueError naming the option unless both are sensible."""
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int) or not (
+        1 <= max_connections <= 100_000
+    ):
+        raise ValueError(f"--max-connections must be an integer from 1 to 100000, not "
+                         f"{max_connections!r:.40}")
+    if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)) or not (
+        math.isfinite(idle_timeout) and 0 < idle_timeout <= MAX_IDLE_TIMEOUT
+    ):
+        raise ValueError(f"--idle-timeout must be a number of seconds above 0 and at most "
+                         f"{MAX_IDLE_TIMEOUT:g}, not {idle_timeout!r:.40}")
+
+
 class TcpAgent(socketserver.ThreadingTCPServer):
-    """An agent listening on TCP; one session per connection, each in its own thread."""
+    """An agent listening on TCP; one session per connection, each in its own thread, at most
+    ``max_connections`` at once, each closed after ``idle_timeout`` seconds without a request."""
 
     daemon_threads = True
     allow_reuse_address = True
 
     def __init__(self, factory: BackendFactory, host: str, port: int,
-                 recorder: TraceRecorder | None = None) -> None:
+                 recorder: TraceRecorder | None = None, *,
+                 max_connections: int = DEFAULT_MAX_CONNECTIONS,
+                 idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        check_limits(max_connections, idle_timeout)
         self.factory = factory
         self.recorder = recorder
+        self.max_connections = max_connections
+        self.idle_timeout = float(idle_timeout)
+        self._count_lock = threading.Lock()
+        self._active = 0
+        self._refusing = 0
         super().__init__((host, port), _Handler)
+
+    @property
+    def active_connections(self) -> int:
+        """Connections being served now."""
+        with self._count_lock:
+            return self._active
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count_lock:
+            admitted = self._active < self.max_connections
+            if admitted:
+                self._active += 1
+            refuse_politely = not admitted and self._refusing < self.max_connections
+            if refuse_politely:
+                self._refusing += 1
+        if admitted:
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._leave()
+                raise
+            return
+        if not refuse_politely:  # a flood: no thread for a farewell
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._refuse, args=(request,), daemon=True,
+                         name="vmbspec-agent-refusal").start()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._leave()
+
+    def _leave(self) -> None:
+        with self._count_lock:
+            self._active -= 1
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Tells a connection over the cap why it is closed, then closes it. The request it
+        already sent is read and dropped first, so that closing does not reset the connection
+        before the client has read the refusal."""
+        refusal = protocol.dumps(protocol.failure(
+            None, protocol.TOO_MANY_CONNECTIONS,
+            f"the agent already serves {self.max_connections} connections; try again later",
+            {"max_connections": self.max_connections},
+        ))
+        try:
+            sock.settimeout(_FAREWELL_SECONDS)
+            sock.sendall(refusal + b"\n")
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _FAREWELL_SECONDS
+            while time.monotonic() < deadline and sock.recv(_FAREWELL_DRAIN):
+                pass
+        except OSError:
+            pass
+        finally:
+            with self._count_lock:
+                self._refusing -= 1
+            sock.close()
 
     @property
     def url(self) -> str:
@@ -357,7 +507,8 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         stream = MessageStream(sock=self.request)
-        serve_stream(stream, Session(self.server.factory, self.server.recorder))
+        serve_stream(stream, Session(self.server.factory, self.server.recorder),
+                     self.server.idle_timeout)
 
 
 def serve(
@@ -366,10 +517,14 @@ def serve(
     *,
     trace: str | os.PathLike[str] | None = None,
     on_listening: Callable[[str], None] | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
 ) -> int:
     """Serves ``factory``'s targets on ``listen`` (``stdio`` or ``tcp://HOST:PORT``) until
-    the input ends (stdio) or the process is interrupted (TCP). Returns an exit status."""
+    the input ends (stdio) or the process is interrupted (TCP). Returns an exit status.
+    ``max_connections`` and ``idle_timeout`` apply to TCP (see the module docstring)."""
     address = parse_listen(listen)
+    check_limits(max_connections, idle_timeout)
     recorder = TraceRecorder(trace) if trace is not None else None
     try:
         if address is None:
@@ -386,7 +541,8 @@ def serve(
                 factory, recorder))
             return 0
         host, port = address
-        with TcpAgent(factory, host, port, recorder) as agent:
+        with TcpAgent(factory, host, port, recorder, max_connections=max_connections,
+                      idle_timeout=idle_timeout) as agent:
             if on_listening is not None:
                 on_listening(agent.url)
             with contextlib.suppress(KeyboardInterrupt):
