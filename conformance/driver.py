@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import steps as step_schema
+from conformance.guard import GuardedTarget
 from conformance.inputs import InputError
 from spec import wire
 from spec.call import SendCall
@@ -214,7 +215,9 @@ class Driver:
     """Performs steps on one target, keeping the model and checking each result."""
 
     def __init__(self, target: Any, profile: Profile, evidence: Evidence | None = None) -> None:
-        self.target = target
+        # Every call on the target is checked at the boundary (conformance.guard), so what the
+        # target raised or returned wrongly is told apart from a bug of the suite's own.
+        self.target = target if isinstance(target, GuardedTarget) else GuardedTarget(target)
         self.profile = profile
         self.evidence = evidence if evidence is not None else Evidence()
         self.channels: list[ChannelModel] = []

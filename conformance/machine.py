@@ -66,7 +66,14 @@ class RunState:
 
     evidence: Evidence
     last_log: list[Step] = field(default_factory=list)
+    #: Examples generated, and the re-runs Hypothesis made while shrinking a failure (counted
+    #: apart, so the progress line and the summary agree).
     examples: int = 0
+    shrink_runs: int = 0
+    #: ``failed_now``: this example failed; ``shrinking``: an earlier one did, so every
+    #: example from now on is Hypothesis shrinking it.
+    failed_now: bool = False
+    shrinking: bool = False
     on_example: Callable[[int, int], None] | None = None
 
 
@@ -186,7 +193,11 @@ def build_machine(
         # -- helpers -------------------------------------------------------------------------
 
         def _do(self, step: Step) -> None:
-            self.driver.execute(step)
+            try:
+                self.driver.execute(step)
+            except BaseException:
+                state.failed_now = True
+                raise
 
         @property
         def channel(self) -> Any:
@@ -368,9 +379,14 @@ def build_machine(
             state.last_log = list(self.driver.log)
             self.driver.evidence.end_case()
             state.evidence.merge(self.driver.evidence)
-            state.examples += 1
-            if state.on_example is not None:
-                state.on_example(state.examples, self.driver.evidence.total_steps)
+            if state.shrinking:
+                state.shrink_runs += 1
+            else:
+                state.examples += 1
+                if state.on_example is not None:
+                    state.on_example(state.examples, self.driver.evidence.total_steps)
+            state.shrinking = state.shrinking or state.failed_now
+            state.failed_now = False
             close = getattr(self.target, "close", None)
             if close is not None:
                 close()

@@ -18,6 +18,7 @@ A run has two parts, both checked by :class:`conformance.driver.Driver` against 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import traceback
 from collections.abc import Callable
@@ -31,12 +32,33 @@ from hypothesis.stateful import get_state_machine_test
 
 from conformance.cases import Case, load_cases
 from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
+from conformance.guard import TargetInterfaceError, TargetRaised, check_interface
+from conformance.inputs import shorten
 from conformance.machine import RunState, build_machine
 from conformance.targets import TargetFactory, resolve_target
 from spec.catalog import CATALOG
 from spec.readings import Profile
 
 ProgressFn = Callable[[str, int, int], None]
+
+#: Stateful examples of a run unless told otherwise: the command line, run_conformance and the
+#: pytest plugin all use this one number.
+DEFAULT_EXAMPLES = 1000
+#: The seed of a run given none: every run is seeded, so the same command tests the same
+#: sequences on any install.
+DEFAULT_SEED = 0
+#: Examples per Hypothesis test run. Hypothesis keeps a record of every example of a test run
+#: (its tree of choices, to avoid repeats), which grows with the run; a long run is made of
+#: batches of this many, each with its own seed derived from the run's, so memory stays flat.
+BATCH_EXAMPLES = 500
+
+
+class InternalError(Exception):
+    """A bug of vmbspec itself (never the target's failure); the runner keeps its traceback."""
+
+
+class SuiteUsageError(ValueError):
+    """A mistake in how the suite was called (a bad argument, an adapter lacking methods)."""
 
 
 @dataclass
@@ -47,7 +69,9 @@ class Failure:
     requirements: tuple[str, ...]
     message: str
     steps: list[Step]
-    kind: str = "nonconformance"  # or "crash", "hang", "target-error", "case-drift"
+    kind: str = "nonconformance"  # or "crash", "hang", "target-error", "flaky"
+    #: Where ``vmbspec check`` saved the steps (set by the command line, else None).
+    replay_file: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,7 +80,22 @@ class Failure:
             "requirements": list(self.requirements),
             "message": self.message,
             "steps": self.steps,
+            "replay_file": self.replay_file,
         }
+
+
+@dataclass
+class Problem:
+    """Something that went wrong in vmbspec, not in the target: an internal error, or a case of
+    the catalog whose expectation disagrees with the spec. Never counted against the target."""
+
+    source: str
+    kind: str  # "internal-error" or "case-drift"
+    message: str
+    details: str = ""  # the traceback of an internal error
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "kind": self.kind, "message": self.message}
 
 
 @dataclass
@@ -71,39 +110,102 @@ class ConformanceReport:
     seconds: float = 0.0
     capabilities: frozenset[str] = frozenset()
     proofs: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    #: The run was stopped (Ctrl-C) before it finished: the report holds what was done.
+    interrupted: bool = False
+    examples_requested: int = 0
+    shrink_runs: int = 0
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        """The target conforms: no failure, and the run was complete and sound."""
+        return not self.failures and not self.problems and not self.interrupted
+
+    @property
+    def verdict(self) -> str:
+        if self.failures:
+            return "FAIL"
+        if self.problems:
+            return "ERROR"
+        if self.interrupted:
+            return "INTERRUPTED"
+        return "PASS"
 
     def failing_requirements(self) -> set[str]:
         return {r for f in self.failures for r in f.requirements}
 
     def summary(self) -> str:
-        verdict = "PASS" if self.passed else f"FAIL ({len(self.failures)} failure(s))"
-        return (
-            f"{self.target}: {verdict}; {self.cases_run} cases, {self.examples} stateful "
-            f"examples, {self.evidence.total_steps} steps in {self.seconds:.1f} s"
-        )
+        """One paragraph: the verdict, what ran, and each failure or problem in a line."""
+        verdict = {
+            "FAIL": f"FAIL ({len(self.failures)} failure(s))",
+            "ERROR": f"ERROR (vmbspec could not judge: {len(self.problems)} problem(s))",
+            "INTERRUPTED": "INTERRUPTED (partial run, no verdict)",
+        }.get(self.verdict, "PASS")
+        examples = f"{self.examples} stateful examples"
+        if self.examples_requested and self.examples_requested != self.examples:
+            examples += f" ({self.examples_requested} requested)"
+        lines = [
+            f"{self.target}: {verdict}; {self.cases_run} cases, {examples}, "
+            f"{self.evidence.total_steps} steps in {self.seconds:.1f} s"
+        ]
+        for number, failure in enumerate(self.failures, start=1):
+            where = f" (replay: {failure.replay_file})" if failure.replay_file else ""
+            lines.append(
+                f"  failure {number} [{', '.join(failure.requirements)}] {failure.kind}, "
+                f"{failure.source}, {len(failure.steps)} steps: {failure.message}{where}"
+            )
+        for problem in self.problems:
+            lines.append(f"  vmbspec problem ({problem.kind}, {problem.source}): "
+                         f"{problem.message}")
+        return "\n".join(lines)
 
 
 def _classify(error: BaseException) -> tuple[str, tuple[str, ...], str]:
+    """``(kind, requirements, message)`` of a failure the target is to blame for; an error that
+    is not the target's (a bug of vmbspec) raises :class:`InternalError`."""
     if isinstance(error, ConformanceFailure):
         return "nonconformance", error.requirements, error.message
-    kind = getattr(error, "kind", None)
-    if kind in ("crash", "hang"):
-        return str(kind), ("SEED-RETURN",), f"the target {kind}ed: {error}"
+    if isinstance(error, TargetRaised):
+        if error.kind in ("crash", "hang"):
+            return error.kind, ("SEED-RETURN",), f"the target {error.kind}ed in {error.method}: " \
+                f"{error}"
+        return "target-error", ("SEED-RETURN",), f"the target's {error.method} failed: {error}"
     if isinstance(error, StepError):
-        return "case-drift", (), str(error)
-    detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-    return "target-error", ("SEED-RETURN",), f"the target raised {detail}"
+        raise InternalError(f"the suite made a step it cannot perform: {error}") from error
+    detail = shorten("".join(traceback.format_exception_only(type(error), error)).strip())
+    raise InternalError(f"vmbspec's own code raised {detail}") from error
+
+
+def _problem(source: str, error: BaseException) -> Problem:
+    """The :class:`Problem` for an error of vmbspec's own (with the traceback kept)."""
+    cause = error.__cause__ if isinstance(error, InternalError) and error.__cause__ else error
+    details = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    kind = "case-drift" if isinstance(cause, StepError) and source.startswith("case:") else \
+        "internal-error"
+    return Problem(source, kind, str(error), details)
+
+
+def _make_target(factory: TargetFactory) -> Any:
+    """A fresh target; a factory that fails is the target's failure, named as such."""
+    try:
+        return factory()
+    except Exception as error:
+        kind = getattr(error, "kind", None)
+        kind = kind if kind in ("crash", "hang") else "target-error"
+        detail = shorten(f"{type(error).__name__}: {error}")
+        raise TargetRaised("creating the target", detail, kind) from error
 
 
 def run_case(
     case: Case, factory: TargetFactory, profile: Profile, evidence: Evidence
 ) -> Failure | None:
-    """Run one case on a fresh target; the failure, if any."""
-    target = factory()
+    """Run one case on a fresh target; the failure, if any. An error of vmbspec's own raises
+    :class:`InternalError` (a case that disagrees with the spec is one)."""
+    try:
+        target = _make_target(factory)
+    except TargetRaised as error:
+        kind, requirements, message = _classify(error)
+        return Failure(f"case:{case.id}", requirements, message, [], kind)
     driver = Driver(target, profile, evidence)
     try:
         for step in case.steps:
@@ -122,11 +224,89 @@ def run_case(
     return None
 
 
+def _validate_arguments(examples: Any, steps_per_example: Any, seed: Any) -> None:
+    for name, value, low in (("examples", examples, 0), ("steps_per_example",
+                                                        steps_per_example, 1)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SuiteUsageError(f"{name} must be an integer, not {value!r}")
+        if not low <= value <= 10**9:
+            raise SuiteUsageError(f"{name} must be between {low} and 10**9, not {value}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed < 2**64):
+        raise SuiteUsageError(f"seed must be an integer in 0..2**64-1, not {seed!r}")
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The seed of batch ``batch`` of a run seeded ``seed``: fixed by the two numbers alone."""
+    digest = hashlib.sha256(f"vmbspec-stateful:{seed}:{batch}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _run_stateful(
+    report: ConformanceReport,
+    factory: TargetFactory,
+    profile: Profile,
+    examples: int,
+    steps_per_example: int,
+    seed: int,
+    progress: ProgressFn | None,
+) -> None:
+    """The stateful run, in batches of :data:`BATCH_EXAMPLES` (see there); it stops at the
+    first failure, shrunk by Hypothesis."""
+    state = RunState(report.evidence)
+    if progress is not None:
+        state.on_example = lambda n, _steps: progress("stateful", n, examples)
+    machine = build_machine(lambda: _make_target(factory), profile, state)
+    batch = 0
+    try:
+        while state.examples < examples:
+            size = min(BATCH_EXAMPLES, examples - state.examples)
+            test = get_state_machine_test(
+                machine,
+                settings=settings(
+                    max_examples=size,
+                    stateful_step_count=steps_per_example,
+                    deadline=None,
+                    database=None,
+                    derandomize=False,
+                    suppress_health_check=list(HealthCheck),
+                    phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                    print_blob=False,
+                    # One failure a run, the first found, shrunk: two distinct failures would
+                    # come back as an ExceptionGroup with no single minimal sequence to replay.
+                    report_multiple_bugs=False,
+                ),
+            )
+            before = state.examples
+            hypothesis_seed(batch_seed(seed, batch))(test)()
+            batch += 1
+            if state.examples == before:  # nothing left to generate (cannot happen today)
+                break
+    except Flaky as error:
+        report.failures.append(
+            Failure("stateful", ("SEED-RETURN",), f"the target is not deterministic: "
+                    f"a failure did not reproduce ({shorten(str(error))})",
+                    list(state.last_log), "flaky")
+        )
+    except Exception as error:
+        try:
+            kind, requirements, message = _classify(error)
+        except InternalError as internal:
+            report.problems.append(_problem("stateful", internal))
+        else:
+            report.failures.append(
+                Failure("stateful", requirements, message, list(state.last_log), kind)
+            )
+    finally:
+        report.examples = state.examples
+        report.shrink_runs = state.shrink_runs
+
+
 def run_conformance(
     target: TargetFactory | str = "sim",
     *,
     profile: Profile | None = None,
-    examples: int = 200,
+    examples: int = DEFAULT_EXAMPLES,
     steps_per_example: int = 40,
     seed: int | None = None,
     cases: bool = True,
@@ -136,71 +316,62 @@ def run_conformance(
 ) -> ConformanceReport:
     """Run the suite against ``target``: a factory of fresh targets, or a name such as
     ``"sim"``, ``"rust"`` or ``"native:./lib.so"`` (``target_options`` such as
-    ``{"isolate": True, "timeout": 5.0}`` go to the adapter that resolves the name)."""
+    ``{"isolate": True, "timeout": 5.0}`` go to the adapter that resolves the name).
+
+    ``seed`` fixes the generated sequences (default :data:`DEFAULT_SEED`: every run is
+    seeded). A bad argument or an adapter lacking interface methods raises
+    :class:`SuiteUsageError`. Ctrl-C during the run returns the report so far, marked
+    ``interrupted``. An error of vmbspec's own is kept in ``report.problems``, never counted
+    as the target's failure."""
+    _validate_arguments(examples, steps_per_example, seed)
     profile = profile or Profile.default()
+    if not isinstance(profile, Profile):
+        raise SuiteUsageError(f"profile must be a spec.readings.Profile, not {profile!r}")
+    seed = DEFAULT_SEED if seed is None else seed
     if isinstance(target, str):
         name, factory = resolve_target(target, target_options)
-    else:
+    elif callable(target):
         factory = target
         name = str(getattr(target, "name", None) or getattr(target, "__name__", repr(target)))
-    probe = factory()
+    else:
+        raise SuiteUsageError(f"target must be a target name or a factory, not {target!r}")
+    probe = _make_target(factory)
+    try:
+        check_interface(probe)
+    except TargetInterfaceError as error:
+        raise SuiteUsageError(str(error)) from error
+    finally:
+        close = getattr(probe, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
     capabilities = frozenset(getattr(probe, "capabilities", ()))
     name = str(getattr(probe, "name", name))
-    close = getattr(probe, "close", None)
-    if close is not None:
-        close()
     evidence = Evidence()
-    report = ConformanceReport(name, profile, seed, 0, evidence, capabilities=capabilities)
+    report = ConformanceReport(name, profile, seed, 0, evidence, capabilities=capabilities,
+                               examples_requested=examples if stateful else 0)
     started = time.perf_counter()
-
-    if cases:
-        catalog = load_cases()
-        for number, case in enumerate(catalog, start=1):
-            failure = run_case(case, factory, profile, evidence)
-            report.cases_run += 1
-            if failure is not None:
-                report.failures.append(failure)
-            if progress is not None:
-                progress("cases", number, len(catalog))
-
-    if stateful and examples > 0:
-        state = RunState(evidence)
-        if progress is not None:
-            state.on_example = lambda n, _steps: progress("stateful", n, examples)
-        machine = build_machine(factory, profile, state)
-        test = get_state_machine_test(
-            machine,
-            settings=settings(
-                max_examples=examples,
-                stateful_step_count=steps_per_example,
-                deadline=None,
-                database=None,
-                derandomize=seed is None,
-                suppress_health_check=list(HealthCheck),
-                phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                print_blob=False,
-                # One failure a run, the first found, shrunk: two distinct failures would
-                # come back as an ExceptionGroup with no single minimal sequence to replay.
-                report_multiple_bugs=False,
-            ),
-        )
-        if seed is not None:
-            test = hypothesis_seed(seed)(test)
-        try:
-            test()
-        except Flaky as error:
-            report.failures.append(
-                Failure("stateful", ("SEED-RETURN",), f"the target is not deterministic: "
-                        f"a failure did not reproduce ({error})", list(state.last_log),
-                        "flaky")
-            )
-        except Exception as error:
-            kind, requirements, message = _classify(error)
-            report.failures.append(
-                Failure("stateful", requirements, message, list(state.last_log), kind)
-            )
-        report.examples = state.examples
-    report.seconds = time.perf_counter() - started
+    try:
+        if cases:
+            catalog = load_cases()
+            for number, case in enumerate(catalog, start=1):
+                try:
+                    failure = run_case(case, factory, profile, evidence)
+                except InternalError as error:
+                    report.problems.append(_problem(f"case:{case.id}", error))
+                    failure = None
+                report.cases_run += 1
+                if failure is not None:
+                    report.failures.append(failure)
+                if progress is not None:
+                    progress("cases", number, len(catalog))
+        if stateful and examples > 0:
+            _run_stateful(report, factory, profile, examples, steps_per_example, seed,
+                          progress)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        report.seconds = time.perf_counter() - started
     return report
 
 
