@@ -111,6 +111,9 @@ def _entry(entry: dict[str, Any], where: str, known: set[str]) -> Suppression:
             requirement = require_str(requirement, f"{where}: field requirement",
                                       MAX_REQUIREMENT)
         event = entry.get("event")
+        if isinstance(event, int) and event.bit_length() > 64:  # TOML integers are unbounded
+            raise TraceFormatError(f"{where}: field event (an event's seq): an integer of "
+                                   f"{event.bit_length()} bits is out of range 0..2**64-1")
         if event is not None:
             event = require_int(event, f"{where}: field event (an event's seq)", 0,
                                 UINT64_MAX)
