@@ -32,6 +32,15 @@ as it would in process, and when one target crashes or hangs the worker every ot
 target on that library loses its state too (its next call raises :class:`TargetCrashed`).
 ``IsolatedTarget(..., shared=False)`` gives a target a worker of its own.
 
+Nothing a library returns is trusted. Every length is checked against the capacity the adapter
+gave and the largest ring the ABI allows (64 MiB of data) before a byte is read or allocated;
+every handle against the live ones; every completion-routine call against the bytes the host
+sent and a bound on pending calls. An impossible value raises :class:`ImpossibleResult`, a
+``crash`` naming the function (in the worker too, which is then replaced). Bad arguments to
+the constructors and to :func:`resolve` raise TypeError or ValueError at once. The worker's
+replies cross as plain values only (no class or function can be named in them), at most
+:data:`MAX_REPLY_BYTES` long, of the shape each method returns; anything else is a crash.
+
 :func:`resolve` turns the ``--target`` names ``rust`` and ``native:PATH`` into factories
 (``conformance/targets.py``).
 
@@ -42,9 +51,10 @@ from __future__ import annotations
 
 import array
 import atexit
-import builtins
 import contextlib
 import ctypes
+import io
+import math
 import os
 import pickle
 import select
@@ -68,6 +78,16 @@ PAGE_SIZE = 0x1000
 #: Windows x64: the PFN array starts right after the 0x30-byte MDL header.
 MDL_HEADER_SIZE = 0x30
 MDL_PAGES_LOCKED = 0x2
+
+#: The largest ring data size of the ABI (vmbcore.h: a multiple of 4096 up to 64 MiB).
+MAX_RING_DATA_SIZE = 64 << 20
+#: The most bytes ``vmbcore_channel_ring_bytes`` can return: the control page and the data.
+MAX_RING_BYTES = PAGE_SIZE + MAX_RING_DATA_SIZE
+#: The most completion-routine calls recorded and not yet collected by :meth:`completions`;
+#: a library that calls the routine more often than that is reported, not buffered forever.
+MAX_PENDING_COMPLETIONS = 0x1_0000
+#: The longest a call may be allowed to take, in seconds (one day).
+MAX_TIMEOUT = 86_400.0
 
 #: What a library with this ABI is assumed to offer (``conformance/target.py`` CAPABILITIES).
 DEFAULT_CAPABILITIES = frozenset({"ring-bytes", "robust-contract-violations"})
@@ -188,8 +208,111 @@ class TargetError(RuntimeError):
     """A harness call failed in a way the target interface has no result for."""
 
 
+class TargetCrashed(Exception):
+    """The target died (``kind == "crash"``) or did not answer in time (``kind == "hang"``).
+
+    ``calls`` lists the calls made on an isolated target since its worker last started, the
+    fatal one last, as ``(method, args)`` (empty in process); ``stderr`` is the end of what the
+    worker wrote there (a Rust panic message, say); the target's state is lost. The suite's
+    runner reads ``kind`` and gives the verdict of that name.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        detail: str,
+        calls: list[tuple[str, tuple[Any, ...]]],
+        stderr: str = "",
+    ) -> None:
+        super().__init__(kind, detail, calls)
+        self.kind = kind
+        self.detail = detail
+        self.calls = calls
+        self.stderr = stderr
+
+    def __str__(self) -> str:
+        said = f"; the worker's stderr ends: {self.stderr}" if self.stderr else ""
+        if not self.calls:
+            return f"{self.kind}: {self.detail}{said}"
+        last = f"; last call {_show_call(self.calls[-1])}"
+        return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}{said}"
+
+
+class ImpossibleResult(TargetCrashed):
+    """The library returned something no correct library can: a length larger than the
+    buffer it was given or than any ring, a NULL or duplicate handle on success, a completion
+    with more bytes than the host ever sent. The adapter reads nothing on the strength of it
+    and reports a ``crash`` naming the function (the library's memory may be corrupt)."""
+
+    def __init__(
+        self,
+        detail: str,
+        calls: list[tuple[str, tuple[Any, ...]]] | None = None,
+        stderr: str = "",
+    ) -> None:
+        super().__init__("crash", detail, [] if calls is None else calls, stderr)
+
+
+def _show_value(value: Any) -> str:
+    """Ints in hex, also inside the MDL chain's tuples; long bytes cut short."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:#x}"
+    if isinstance(value, tuple):
+        inner = ", ".join(_show_value(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)[:60]
+
+
+def _show_call(call: tuple[str, tuple[Any, ...]]) -> str:
+    method, args = call
+    return f"{method}({', '.join(_show_value(a) for a in args)})"
+
+
+def _check_path(path: object) -> str:
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"the library path must be a str or os.PathLike, not {path!r}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"the library path must be a non-empty text path, not {path!r}")
+    return text
+
+
+def _check_name(name: object) -> str | None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be a str or None, not {name!r}")
+    return name
+
+
+def _check_capabilities(capabilities: object) -> frozenset[str]:
+    if isinstance(capabilities, frozenset | set | list | tuple):
+        items: frozenset[Any] = frozenset(capabilities)
+        if all(isinstance(c, str) for c in items):
+            return items
+    raise TypeError(f"capabilities must be a set of str, not {capabilities!r}")
+
+
+def check_seconds(name: str, value: object) -> float:
+    """``value`` as seconds: a finite number in (0, :data:`MAX_TIMEOUT`]; TypeError or
+    ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_TIMEOUT:
+        raise ValueError(
+            f"{name} must be a finite number of seconds above 0 and at most {MAX_TIMEOUT:g}, "
+            f"not {value!r}"
+        )
+    return seconds
+
+
 class NativeTarget:
-    """The target interface over a shared library exporting the ``vmbcore.h`` ABI."""
+    """The target interface over a shared library exporting the ``vmbcore.h`` ABI.
+
+    Nothing the library returns is trusted: lengths are checked against the capacity given
+    and the channel's ring, handles against the live ones, completion-routine calls against
+    what the host sent; an impossible value raises :class:`ImpossibleResult` naming the
+    function, before the adapter reads anything on the strength of it.
+    """
 
     def __init__(
         self,
@@ -199,18 +322,27 @@ class NativeTarget:
         capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
         library: ctypes.CDLL | None = None,
     ) -> None:
-        self.path = str(path)
-        self.name = name if name is not None else f"native:{self.path}"
-        self.capabilities = frozenset(capabilities)
+        self.path = _check_path(path)
+        self.name = _check_name(name) or f"native:{self.path}"
+        self.capabilities = _check_capabilities(capabilities)
+        if library is not None and not isinstance(library, ctypes.CDLL):
+            raise TypeError(f"library must be a ctypes.CDLL from load_library, not {library!r}")
         # ``library``: one already loaded with load_library, shared by the worker's targets.
         self._lib = library if library is not None else load_library(self.path)
         self._completions: list[tuple[int, int, bytes]] = []
         # Kept alive as long as the target: the library holds a pointer to it.
         self._routine = COMPLETION_ROUTINE(self._on_complete)
-        self._channels: list[int] = []
+        #: Live channels (in creation order) and their ring data sizes.
+        self._rings: dict[int, int] = {}
+        #: Packets allocated and not freed.
+        self._packets: set[int] = set()
         # Per packet: the buffer and MDL memory of its outstanding send.
         self._keepalive: dict[int, list[object]] = {}
         self._scratch = (ctypes.c_uint8 * 0x10000)()
+        #: The most bytes the host has completed a packet with: a routine's Length bound.
+        self._largest_completion = 0
+        #: What the completion routine found impossible, raised when the library returns.
+        self._violation: str | None = None
         self._closed = False
 
     # -- the completion routine --------------------------------------------------------
@@ -218,10 +350,35 @@ class NativeTarget:
     def _on_complete(
         self, packet: int | None, status: int, buffer: int | None, length: int
     ) -> None:
-        data = ctypes.string_at(buffer, length) if buffer and length else b""
+        # An exception cannot cross the library: the violation is raised when it returns.
+        if self._violation is not None:
+            return
         handle = packet or 0
+        if length > self._largest_completion:
+            self._violation = (
+                f"called the completion routine of packet {handle:#x} with Length {length:#x}, "
+                f"more than the {self._largest_completion:#x} bytes the host ever completed "
+                "a packet with: an impossible length"
+            )
+            return
+        if len(self._completions) >= MAX_PENDING_COMPLETIONS:
+            self._violation = (
+                f"called the completion routine more than {MAX_PENDING_COMPLETIONS} times "
+                "between two collections: an impossible count"
+            )
+            return
+        data = ctypes.string_at(buffer, length) if buffer and length else b""
         self._completions.append((handle, status & UINT32_MAX, data))
         self._keepalive.pop(handle, None)
+
+    def _invoke(self, function: Any, *args: Any) -> Any:
+        """Calls ``function`` of the library; raises what its completion-routine calls found
+        impossible."""
+        result = function(*args)
+        if self._violation is not None:
+            violation, self._violation = self._violation, None
+            raise ImpossibleResult(f"{function.__name__} {violation}")
+        return result
 
     # -- channel ------------------------------------------------------------------------
 
@@ -232,32 +389,50 @@ class NativeTarget:
     def create_channel(self, ring_data_size: int) -> int:
         _check_uint("ring_data_size", ring_data_size, UINT32_MAX)
         out = ctypes.c_void_p()
-        status = self._lib.vmbcore_channel_create(ring_data_size, ctypes.byref(out))
+        function = self._lib.vmbcore_channel_create
+        status = self._invoke(function, ring_data_size, ctypes.byref(out))
         self._status(f"vmbcore_channel_create({ring_data_size:#x})", status)
-        if not out.value:
-            raise TargetError("vmbcore_channel_create succeeded with a NULL channel")
-        self._channels.append(out.value)
-        return out.value
+        channel = out.value
+        if not channel:
+            raise ImpossibleResult(
+                "vmbcore_channel_create returned STATUS_SUCCESS and a NULL channel"
+            )
+        if channel in self._rings:
+            raise ImpossibleResult(
+                f"vmbcore_channel_create returned channel {channel:#x}, "
+                "which is already a live channel of this target"
+            )
+        self._rings[channel] = ring_data_size
+        return channel
 
     def open_channel(self, channel: int) -> None:
-        self._status("vmbcore_channel_open", self._lib.vmbcore_channel_open(channel))
+        status = self._invoke(self._lib.vmbcore_channel_open, channel)
+        self._status("vmbcore_channel_open", status)
 
     def disable_channel(self, channel: int) -> None:
-        self._status("vmbcore_channel_disable", self._lib.vmbcore_channel_disable(channel))
+        status = self._invoke(self._lib.vmbcore_channel_disable, channel)
+        self._status("vmbcore_channel_disable", status)
 
     # -- packets ------------------------------------------------------------------------
 
     def allocate_packet(self, channel: int) -> int | None:
-        packet = self._lib.VmbPacketAllocate(channel)
+        packet = self._invoke(self._lib.VmbPacketAllocate, channel)
         if not packet:
             return None
-        self._lib.VmbPacketSetCompletionRoutine(packet, self._routine)
+        if packet in self._packets:
+            raise ImpossibleResult(
+                f"VmbPacketAllocate returned packet {packet:#x}, "
+                "which is already allocated and not freed"
+            )
+        self._packets.add(packet)
+        self._invoke(self._lib.VmbPacketSetCompletionRoutine, packet, self._routine)
         return int(packet)
 
     def free_packet(self, packet: int) -> None:
         # The keepalive stays until completion: freeing an outstanding packet is a contract
         # violation the library may ignore, and it may still read the memory.
-        self._lib.VmbPacketFree(packet)
+        self._packets.discard(packet)
+        self._invoke(self._lib.VmbPacketFree, packet)
 
     def send_with_external_mdl(
         self,
@@ -297,8 +472,9 @@ class NativeTarget:
             mdl_address, mdl_keep = build_mdl_chain(mdl)
             keep.extend(mdl_keep)
         status = int(
-            self._lib.VmbPacketSendWithExternalMdl(
-                packet, buffer_address, buffer_length, mdl_address, mdl_offset, mdl_length, flags
+            self._invoke(
+                self._lib.VmbPacketSendWithExternalMdl,
+                packet, buffer_address, buffer_length, mdl_address, mdl_offset, mdl_length, flags,
             )
         )
         if status == STATUS_SUCCESS:
@@ -307,30 +483,59 @@ class NativeTarget:
 
     # -- host side ------------------------------------------------------------------------
 
-    def _read(self, function: Any, channel: int, what: str) -> bytes:
+    def _read(self, function: Any, channel: int, limit: int, what: str) -> bytes:
         """Calls a ``(channel, out, capacity, *out_length)`` function, growing the scratch
-        buffer on STATUS_BUFFER_TOO_SMALL."""
+        buffer on STATUS_BUFFER_TOO_SMALL up to ``limit`` bytes (the most ``what`` can hold).
+        Reads at most the capacity given; a length past it or past ``limit`` is an
+        :class:`ImpossibleResult`."""
+        name = function.__name__
         for _ in range(3):
+            capacity = min(len(self._scratch), limit)
             length = ctypes.c_uint32(0)
             out = ctypes.cast(self._scratch, ctypes.POINTER(ctypes.c_uint8))
-            status = function(channel, out, len(self._scratch), ctypes.byref(length))
-            if status == STATUS_BUFFER_TOO_SMALL and length.value > len(self._scratch):
-                self._scratch = (ctypes.c_uint8 * length.value)()
+            status = self._invoke(function, channel, out, capacity, ctypes.byref(length))
+            needed = length.value
+            if status == STATUS_BUFFER_TOO_SMALL:
+                if needed <= capacity:
+                    raise ImpossibleResult(
+                        f"{name} returned STATUS_BUFFER_TOO_SMALL with out_length {needed:#x}, "
+                        f"but it was given {capacity:#x} bytes"
+                    )
+                if needed > limit:
+                    raise ImpossibleResult(
+                        f"{name} asked for {needed:#x} bytes, more than {what} can hold "
+                        f"({limit:#x} bytes): an impossible length"
+                    )
+                self._scratch = (ctypes.c_uint8 * needed)()
                 continue
-            self._status(what, status)
-            return ctypes.string_at(self._scratch, length.value)
-        raise TargetError(f"{what} kept asking for a larger buffer")
+            self._status(name, status)
+            if needed > capacity:
+                raise ImpossibleResult(
+                    f"{name} reported out_length {needed:#x}, more than the {capacity:#x} "
+                    "bytes it was given: an impossible length"
+                )
+            return ctypes.string_at(self._scratch, needed)
+        raise ImpossibleResult(
+            f"{name} returned STATUS_BUFFER_TOO_SMALL three times, though given what it asked"
+        )
 
     def host_take_packet(self, channel: int) -> bytes | None:
-        data = self._read(self._lib.vmbcore_host_take_packet, channel, "vmbcore_host_take_packet")
+        size = self._rings.get(channel, MAX_RING_DATA_SIZE)
+        data = self._read(
+            self._lib.vmbcore_host_take_packet, channel, size,
+            f"a packet in a {size:#x}-byte ring",
+        )
         return data or None
 
     def host_complete(self, channel: int, transaction_id: int, status: int, data: bytes) -> None:
         _check_uint("transaction_id", transaction_id, UINT64_MAX)
         _check_uint("status", status, UINT32_MAX)
         payload = bytes(data)
-        result = self._lib.vmbcore_host_complete(
-            channel, transaction_id, status, payload or None, len(payload)
+        _check_uint("the completion data's length", len(payload), UINT32_MAX)
+        self._largest_completion = max(self._largest_completion, len(payload))
+        result = self._invoke(
+            self._lib.vmbcore_host_complete,
+            channel, transaction_id, status, payload or None, len(payload),
         )
         self._status(f"vmbcore_host_complete({transaction_id:#x})", result)
 
@@ -339,18 +544,22 @@ class NativeTarget:
         return calls
 
     def ring_bytes(self, channel: int) -> bytes:
+        size = self._rings.get(channel, MAX_RING_DATA_SIZE)
         return self._read(
-            self._lib.vmbcore_channel_ring_bytes, channel, "vmbcore_channel_ring_bytes"
+            self._lib.vmbcore_channel_ring_bytes, channel, PAGE_SIZE + size,
+            f"the control page and a {size:#x}-byte ring",
         )
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for channel in self._channels:
+        for channel in self._rings:
             self._lib.vmbcore_channel_destroy(channel)
-        self._channels.clear()
+        self._rings.clear()
+        self._packets.clear()
         self._keepalive.clear()
+        self._violation = None
 
 
 def RustTarget() -> NativeTarget:
@@ -369,46 +578,6 @@ DEFAULT_TIMEOUT = 10.0
 DEFAULT_START_TIMEOUT = 30.0
 
 
-class TargetCrashed(Exception):
-    """The worker running the target died (``kind == "crash"``) or did not answer in time
-    (``kind == "hang"``). ``calls`` lists the calls made on the target since it last started,
-    the fatal one last, as ``(method, args)``; ``stderr`` is the end of what the worker wrote
-    there (a Rust panic message, say); the target's state is lost."""
-
-    def __init__(
-        self,
-        kind: str,
-        detail: str,
-        calls: list[tuple[str, tuple[Any, ...]]],
-        stderr: str = "",
-    ) -> None:
-        super().__init__(kind, detail, calls)
-        self.kind = kind
-        self.detail = detail
-        self.calls = calls
-        self.stderr = stderr
-
-    def __str__(self) -> str:
-        last = f"; last call {_show_call(self.calls[-1])}" if self.calls else ""
-        said = f"; the worker's stderr ends: {self.stderr}" if self.stderr else ""
-        return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}{said}"
-
-
-def _show_value(value: Any) -> str:
-    """Ints in hex, also inside the MDL chain's tuples; long bytes cut short."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:#x}"
-    if isinstance(value, tuple):
-        inner = ", ".join(_show_value(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    return repr(value)[:60]
-
-
-def _show_call(call: tuple[str, tuple[Any, ...]]) -> str:
-    method, args = call
-    return f"{method}({', '.join(_show_value(a) for a in args)})"
-
-
 #: The methods a worker forwards: the target interface.
 _FORWARDED = frozenset(
     {
@@ -425,6 +594,25 @@ _FORWARDED = frozenset(
     }
 )
 _HEADER = struct.Struct("<I")
+#: The longest reply a worker may send: a whole ring of the largest size, with room for the
+#: framing. Anything longer is a worker that lost its way (its library wrote on the pipe).
+MAX_REPLY_BYTES = 2 * MAX_RING_BYTES
+#: The most of a worker's error message kept.
+MAX_ERROR_TEXT = 2000
+_READ_CHUNK = 1 << 20
+
+
+class ProtocolError(Exception):
+    """A message from the worker that is not one the protocol allows."""
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Only plain values (None, bool, int, bytes, str, tuple, list) may cross the pipe: a
+    message naming a class or function is refused, so a library writing on the pipe cannot
+    make this process run anything."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"the message names {module}.{name}")
 
 
 def _write_message(stream: IO[bytes], message: object) -> None:
@@ -441,7 +629,7 @@ def _read_exact(fd: int, count: int, deadline: float | None) -> bytes | None:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
                 raise TimeoutError
-        chunk = os.read(fd, count)
+        chunk = os.read(fd, min(count, _READ_CHUNK))
         if not chunk:
             return None
         chunks.append(chunk)
@@ -449,25 +637,95 @@ def _read_exact(fd: int, count: int, deadline: float | None) -> bytes | None:
     return b"".join(chunks)
 
 
-def _read_message(fd: int, deadline: float | None) -> tuple[bool, Any]:
-    """``(True, message)``, or ``(False, None)`` on end of file."""
+def _read_message(
+    fd: int, deadline: float | None, limit: int | None = None
+) -> tuple[bool, Any]:
+    """``(True, message)``, or ``(False, None)`` on end of file. With ``limit``, a message
+    longer than that or not made of plain values raises :class:`ProtocolError`."""
     header = _read_exact(fd, _HEADER.size, deadline)
     if header is None:
         return False, None
     (length,) = _HEADER.unpack(header)
+    if limit is not None and length > limit:
+        raise ProtocolError(f"a {length}-byte message, more than the {limit} allowed")
     payload = _read_exact(fd, length, deadline)
     if payload is None:
         return False, None
-    return True, pickle.loads(payload)
+    try:
+        return True, _PlainUnpickler(io.BytesIO(payload)).load()
+    except Exception as error:  # garbage can fail in many ways; all mean the same here
+        raise ProtocolError(f"an unreadable message ({type(error).__name__}: {error})") from None
+
+
+def _is_int(value: object, limit: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+
+
+def _is_completion(value: object) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 3
+        and _is_int(value[0], UINT64_MAX)
+        and _is_int(value[1], UINT32_MAX)
+        and isinstance(value[2], bytes)
+    )
+
+
+def _check_result(method: str, value: Any) -> Any:
+    """``value`` if it is what ``method`` returns; ProtocolError otherwise."""
+    if method == "create_channel":
+        ok = _is_int(value, UINT64_MAX) and value != 0
+    elif method == "allocate_packet":
+        ok = value is None or (_is_int(value, UINT64_MAX) and value != 0)
+    elif method == "send_with_external_mdl":
+        ok = _is_int(value, UINT32_MAX)
+    elif method == "host_take_packet":
+        ok = value is None or (isinstance(value, bytes) and value != b"")
+    elif method == "ring_bytes":
+        ok = isinstance(value, bytes)
+    elif method == "completions":
+        ok = isinstance(value, list) and all(_is_completion(c) for c in value)
+    else:
+        ok = value is None
+    if not ok:
+        raise ProtocolError(f"{method} answered {_show_value(value)}")
+    return value
+
+
+def _unpack_reply(reply: Any) -> tuple[str, Any]:
+    """``(kind, value)`` of a worker's reply; ProtocolError if it has another shape."""
+    if not (isinstance(reply, tuple) and len(reply) == 2 and isinstance(reply[0], str)):
+        raise ProtocolError(f"a reply of the wrong shape: {_show_value(reply)}")
+    kind, value = reply
+    if kind == "ok":
+        return kind, value
+    if kind == "impossible" and isinstance(value, str):
+        return kind, value[:MAX_ERROR_TEXT]
+    if (
+        kind == "error"
+        and isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, str) for v in value)
+    ):
+        return kind, (value[0][:100], value[1][:MAX_ERROR_TEXT])
+    raise ProtocolError(f"a reply of the wrong shape: {_show_value(reply)}")
+
+
+#: The exceptions a worker's target raises that are raised here as themselves: the caller's
+#: bad arguments (ValueError, TypeError) and the harness's failures (TargetError).
+_REBUILT: dict[str, type[Exception]] = {
+    "TargetError": TargetError,
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "AttributeError": AttributeError,
+}
 
 
 def _rebuild_error(type_name: str, message: str) -> Exception:
     """The parent's copy of an exception the worker's target raised."""
-    if type_name == "TargetError":
-        return TargetError(message)
-    builtin = getattr(builtins, type_name, None)
-    if isinstance(builtin, type) and issubclass(builtin, Exception):
-        return builtin(message)
+    kind = _REBUILT.get(type_name)
+    if kind is not None:
+        return kind(message)
     return TargetError(f"{type_name}: {message}")
 
 
@@ -519,22 +777,26 @@ class _Worker:
         assert process.stdout is not None
         try:
             ok, ready = _read_message(
-                process.stdout.fileno(), time.monotonic() + self.start_timeout
+                process.stdout.fileno(), time.monotonic() + self.start_timeout, MAX_REPLY_BYTES
             )
-        except TimeoutError:
+        except (TimeoutError, ProtocolError):
             ok, ready = False, None
         if not ok:
             detail = self.stop()
             raise TargetCrashed(
                 "crash", f"the worker failed to start: {detail}", [], self.last_stderr
             )
-        if ready[0] != "ready":
+        if ready != ("ready", None):
             self.stop()
-            raise TargetError(f"the worker could not load {self.path}: {ready[1]}")
+            said = ready[1] if isinstance(ready, tuple) and len(ready) == 2 else ready
+            raise TargetError(
+                f"the worker could not load {self.path}: {str(said)[:MAX_ERROR_TEXT]}"
+            )
 
     def request(self, message: tuple[Any, ...], timeout: float) -> tuple[bool, Any]:
         """One request and its reply: ``(True, reply)``, or ``(False, None)`` if the worker
-        died. Raises TimeoutError when no reply comes within ``timeout`` seconds."""
+        died. Raises TimeoutError when no reply comes within ``timeout`` seconds, and
+        ProtocolError for a reply longer than :data:`MAX_REPLY_BYTES` or not plain values."""
         with self._lock:
             process = self._process
             if process is None:
@@ -542,8 +804,10 @@ class _Worker:
             assert process.stdin is not None and process.stdout is not None
             try:
                 _write_message(process.stdin, message)
-                return _read_message(process.stdout.fileno(), time.monotonic() + timeout)
-            except TimeoutError:
+                return _read_message(
+                    process.stdout.fileno(), time.monotonic() + timeout, MAX_REPLY_BYTES
+                )
+            except (TimeoutError, ProtocolError):
                 raise
             except OSError:  # a broken pipe: the worker is gone
                 return False, None
@@ -553,8 +817,9 @@ class _Worker:
         if self._stderr is None:
             return ""
         try:
-            self._stderr.seek(0)
-            return self._stderr.read()[-1000:].decode("utf-8", "replace").strip()
+            size = self._stderr.seek(0, os.SEEK_END)
+            self._stderr.seek(max(0, size - 1000))
+            return self._stderr.read(1000).decode("utf-8", "replace").strip()
         except OSError:
             return ""
 
@@ -643,10 +908,13 @@ class IsolatedTarget:
         start_timeout: float = DEFAULT_START_TIMEOUT,
         shared: bool = True,
     ) -> None:
-        self.path = str(path)
-        self.timeout = timeout
-        self.name = name if name is not None else f"native:{self.path}"
-        self.capabilities = frozenset(capabilities)
+        self.path = _check_path(path)
+        self.timeout = check_seconds("timeout", timeout)
+        start_timeout = check_seconds("start_timeout", start_timeout)
+        self.name = _check_name(name) or f"native:{self.path}"
+        self.capabilities = _check_capabilities(capabilities)
+        if not isinstance(shared, bool):
+            raise TypeError(f"shared must be True or False, not {shared!r}")
         self.shared = shared
         self._worker = (
             _shared_worker(self.path, start_timeout)
@@ -668,6 +936,15 @@ class IsolatedTarget:
         message = detail if what is None else f"{what} ({detail})"
         return TargetCrashed(kind, message, calls, self._worker.last_stderr)
 
+    def _impossible(self, detail: str) -> ImpossibleResult:
+        """Stops the worker after its library returned something impossible (its memory may
+        be corrupt, so nothing more is asked of it); the exception to raise."""
+        calls = self._calls
+        self._worker.stop()
+        self._id = None
+        self.restarts += 1
+        return ImpossibleResult(detail, calls, self._worker.last_stderr)
+
     def _call(self, method: str, *args: Any) -> Any:
         worker = self._worker
         if self._id is not None and worker.generation != self._generation:
@@ -686,14 +963,18 @@ class IsolatedTarget:
         self._calls.append((method, args))
         try:
             ok, reply = worker.request((self._id, method, args), self.timeout)
+            if not ok:
+                raise self._lost("crash", None)
+            kind, value = _unpack_reply(reply)
+            if kind == "ok":
+                return _check_result(method, value)
         except TimeoutError:
             raise self._lost("hang", f"no answer within {self.timeout:g} s") from None
-        if not ok:
-            raise self._lost("crash", None)
-        kind, value = reply
-        if kind == "error":
-            raise _rebuild_error(*value)
-        return value
+        except ProtocolError as error:
+            raise self._lost("crash", f"the worker's reply was malformed: {error}") from None
+        if kind == "impossible":
+            raise self._impossible(value)
+        raise _rebuild_error(*value)
 
     # -- the target interface -----------------------------------------------------------
 
@@ -821,6 +1102,8 @@ def _worker_main(path: str) -> int:
                     args = (args[0], bytearray(args[1]), *args[2:])
                 result = getattr(target, method)(*args)
             reply: tuple[str, Any] = ("ok", result)
+        except ImpossibleResult as error:
+            reply = ("impossible", error.detail)
         except Exception as error:
             # By name: classes defined here are __main__.X in the worker.
             reply = ("error", (type(error).__name__, str(error)))
@@ -862,16 +1145,18 @@ def resolve(spec: str, options: dict[str, Any]) -> tuple[str, Any]:
     long one call may take (default :data:`DEFAULT_TIMEOUT`) before it counts as a hang.
 
     Raises ValueError with a message for the user when the library is missing, is not a shared
-    library, or lacks part of the ABI.
+    library, or lacks part of the ABI, or when ``timeout`` is not a finite number of seconds
+    in (0, :data:`MAX_TIMEOUT`] or ``isolate`` is not True, False or None.
     """
     kind, separator, rest = spec.partition(":")
     isolate = options.get("isolate")
+    if isolate is not None and not isinstance(isolate, bool):
+        raise ValueError(f"the isolate option must be true, false or unset, not {isolate!r}")
     timeout = options.get("timeout")
-    if timeout is None:
-        timeout = DEFAULT_TIMEOUT
-    elif not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise ValueError(f"the timeout must be a positive number of seconds, not {timeout!r}")
-    timeout = float(timeout)
+    try:
+        timeout = DEFAULT_TIMEOUT if timeout is None else check_seconds("the timeout", timeout)
+    except TypeError as error:  # a usage error all the same
+        raise ValueError(str(error)) from None
 
     if kind == "rust":
         if separator:

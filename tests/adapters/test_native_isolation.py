@@ -28,9 +28,13 @@ STUB = r"""
 #include <string.h>
 #include "vmbcore.h"
 
-static char objects[64];
+/* Distinct handles, as a correct library gives (the adapter refuses a live one twice). */
+static char objects[4096];
+static unsigned next_object;
 
-VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { (void)Channel; return (VMBPACKET)&objects[8]; }
+static void *new_object(void) { return &objects[next_object++ % sizeof objects]; }
+
+VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { (void)Channel; return new_object(); }
 void VmbPacketFree(VMBPACKET Packet) { (void)Packet; }
 void VmbPacketSetCompletionRoutine(VMBPACKET Packet, PFN_VMB_PACKET_COMPLETION_ROUTINE Routine)
 { (void)Packet; (void)Routine; }
@@ -52,7 +56,7 @@ NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint
 }
 
 NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
-{ (void)size; *out = (VMBCHANNEL)&objects[0]; return STATUS_SUCCESS; }
+{ (void)size; *out = new_object(); return STATUS_SUCCESS; }
 NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { (void)c; return STATUS_SUCCESS; }
 NTSTATUS vmbcore_channel_disable(VMBCHANNEL c) { (void)c; return STATUS_SUCCESS; }
 void vmbcore_channel_destroy(VMBCHANNEL c) { (void)c; }
