@@ -19,7 +19,16 @@ carried it (from the driver's model), and which completion-routine calls belong 
 Ring snapshots are not part of a trace, so the ``ring-bytes`` checks do not run; the in-line
 buffer is recorded as it was at the call.
 
+Reading and validating the file is :mod:`conformance.trace_format` (every record typed and
+bounded where it is read); suppression files are :mod:`conformance.suppressions`.
+
 A violation is reported with the requirement IDs the driver names and the events around it.
+Its kind says whose it is: ``nonconformance`` and ``target-error`` are the target's;
+``caller-error`` (the recorded caller broke its own side of the contract: opened a channel
+twice, freed a packet in the ring, sent a busy packet to a target that does not promise to
+survive it) and ``trace-error`` (the recording cannot be followed) make the trace *invalid*:
+they are never blamed on the target nor suppressed, and the report's verdict is
+``invalid-trace`` (exit status 2), with whatever the other sessions showed.
 Suppressions (a TOML file) name a requirement ID and/or an event, each with a reason; a
 suppressed violation is listed and, like any violation, ends the check of its session (the
 model and the target disagree from there on, so later reports would be its consequences); the
