@@ -173,7 +173,9 @@ class Connection:
             raise RemoteFault("crash", f"cannot start {address.command[0][:80]!r}: "
                               f"{error}") from error
         assert process.stdin is not None and process.stdout is not None
-        stream = MessageStream(read_fd=process.stdout.fileno(), write_fd=process.stdin.fileno())
+        # The pipes' file objects own the descriptors: closed once, in close().
+        stream = MessageStream(read_fd=process.stdout.fileno(), write_fd=process.stdin.fileno(),
+                               close_fds=False)
         return cls(stream, process, stderr)
 
     def _stderr_tail(self) -> str:
@@ -312,6 +314,9 @@ class Connection:
         self.stream.close()
         process, self.process = self.process, None
         if process is not None:
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()  # the end of its input: an agent exits
             if process.poll() is None and not graceful:
                 process.kill()
             try:
@@ -320,10 +325,9 @@ class Connection:
                 process.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=2.0)
-            for pipe in (process.stdin, process.stdout):
-                if pipe is not None:
-                    with contextlib.suppress(OSError):
-                        pipe.close()
+            if process.stdout is not None:
+                with contextlib.suppress(OSError):
+                    process.stdout.close()
         if self.stderr is not None:
             with contextlib.suppress(OSError):
                 self.stderr.close()

@@ -81,13 +81,17 @@ class MessageStream:
         read_fd: int | None = None,
         write_fd: int | None = None,
         max_bytes: int = MAX_MESSAGE_BYTES,
+        close_fds: bool = True,
     ) -> None:
+        """``close_fds=False``: :meth:`close` leaves the descriptors open, for their owner
+        (file objects of a child process's pipes) to close exactly once."""
         if sock is None and (read_fd is None or write_fd is None):
             raise ValueError("a MessageStream needs a socket or both a read and a write fd")
         self.sock = sock
         self.read_fd = sock.fileno() if sock is not None else read_fd
         self.write_fd = sock.fileno() if sock is not None else write_fd
         self.max_bytes = max_bytes
+        self.close_fds = close_fds
         self._buffer = bytearray()
         self._eof = False
         #: A too-long line was refused before its end arrived: skip_line drops the rest.
@@ -202,6 +206,8 @@ class MessageStream:
         for selector in (self._readable, self._writable):
             with contextlib.suppress(OSError, ValueError):
                 selector.close()
+        if not self.close_fds:
+            return
         if self.sock is not None:
             with contextlib.suppress(OSError):
                 self.sock.close()

@@ -1,0 +1,90 @@
+"""Malformed-input campaign on the remote protocol, both ways, bounded in time.
+
+(a) Requests to a live agent, over stdio and over TCP: random bytes, random JSON, valid
+requests with one thing wrong (each parameter given each wrong type), deep nesting, integers
+of thousands of digits, NaN, lone surrogates, batches. Each must get well-formed JSON-RPC
+replies (never an internal error), and the agent must still answer a valid ``initialize``.
+
+(b) Replies to the client: a fake agent answers each method with generated garbage. Each must
+become a result, a ``crash``/``hang`` fault or an agent error naming the method, never another
+exception.
+
+The generators and checks are in ``malformed_inputs.py``; ``bench/malformed_remote.py`` runs
+them for 10,000 inputs per interface.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+
+def _load_inputs() -> ModuleType:
+    name = "vmbspec_remote_malformed_inputs"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(
+        "malformed_inputs.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+inputs = _load_inputs()
+
+CAMPAIGN = settings(max_examples=250, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(scope="module", params=["stdio", "tcp"])
+def live_agent(request: pytest.FixtureRequest) -> Iterator[object]:
+    agent = inputs.AgentUnderTest(request.param)
+    yield agent
+    agent.close()
+
+
+def test_every_malformed_request_gets_a_well_formed_reply_and_the_agent_goes_on(
+    live_agent: object,
+) -> None:
+    @CAMPAIGN
+    @given(inputs.requests)
+    def one(line: bytes) -> None:
+        live_agent.exchange(line)  # type: ignore[attr-defined]
+
+    one()
+    assert live_agent.sent >= 250  # type: ignore[attr-defined]
+
+
+@CAMPAIGN
+@given(inputs.replies)
+def test_every_malformed_reply_is_a_clean_verdict(pair: tuple[str, bytes]) -> None:
+    method, line = pair
+    assert inputs.client_outcome(method, line) in ("result", "crash", "hang", "target-error")
+
+
+@pytest.mark.parametrize(("method", "line", "outcome"), [
+    ("initialize", b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 5000 + b"]" * 5000 + b"}",
+     "crash"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":1,"result":' + b"[" * 5000 + b"]" * 5000 + b"}",
+     "crash"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":true,"result":1}', "crash"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":1,"result":NaN}', "crash"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":1,"result":' + b"7" * 5000 + b"}", "crash"),
+    ("completions", b'{"jsonrpc":"2.0","id":1,"result":[{"packet":1}]}', "crash"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":1,"error":{"code":true,"message":"x"}}',
+     "crash"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}',
+     "target-error"),
+    ("create_channel", b'{"jsonrpc":"2.0","id":1,"result":1}', "result"),
+])
+def test_known_malformed_replies(method: str, line: bytes, outcome: str) -> None:
+    """Fixed examples of the campaign's shapes; the deep ones raised RecursionError before."""
+    assert inputs.client_outcome(method, line) == outcome
