@@ -38,6 +38,7 @@ wrong``; the driver turns them into ``StepError``, the replay loader into ``Repl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,6 +64,8 @@ MAX_INDEX = MAX_STEPS
 
 EXPECTATIONS = ("accepted", "rejected")
 
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
 
 def _where(where: str, name: str) -> str:
     return f"{where}: field {name}"
@@ -80,7 +83,7 @@ def _u32(step: Mapping[str, Any], name: str, where: str) -> int:
 
 def _hex(value: Any, where: str, max_bytes: int) -> bytes:
     text = require_str(value, where, 2 * max_bytes + 2)
-    if len(text) % 2 or any(c not in "0123456789abcdefABCDEF" for c in text):
+    if not _HEX.fullmatch(text):
         raise InputError(f"{where}: expected hex bytes (an even number of 0-9a-f digits), "
                          f"found {text[:40]!r}")
     if len(text) > 2 * max_bytes:
