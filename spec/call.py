@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 from spec.constants import UINT32_MAX, SendFlags
 from spec.errors import InvalidValue
-from spec.mdl import MdlChain
+from spec.mdl import InvalidType, MdlChain, shown_int
 
 
 def _uint32(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} is a UINT32, not {type(value).__name__}")
+        raise InvalidType(f"{name} is a UINT32, not {type(value).__name__}")
     if not 0 <= value <= UINT32_MAX:
-        raise InvalidValue(f"{name} = {value} is not a UINT32 (0..0xFFFFFFFF)")
+        raise InvalidValue(f"{name} = {shown_int(value)} is not a UINT32 (0..0xFFFFFFFF)")
     return value
 
 
@@ -44,7 +44,7 @@ class SendCall:
         _uint32("Flags", self.flags)
         if self.buffer is not None:
             if not isinstance(self.buffer, bytes):
-                raise TypeError(f"Buffer is bytes or None, not {type(self.buffer).__name__}")
+                raise InvalidType(f"Buffer is bytes or None, not {type(self.buffer).__name__}")
             if len(self.buffer) != self.buffer_length:
                 raise InvalidValue(
                     f"BufferLength {self.buffer_length} does not match the "
@@ -52,7 +52,7 @@ class SendCall:
                 )
         if self.mdl is not None and not isinstance(self.mdl, MdlChain):
             kind = type(self.mdl).__name__
-            raise TypeError(f"ExternalDataMdl is an MdlChain or None, not {kind}")
+            raise InvalidType(f"ExternalDataMdl is an MdlChain or None, not {kind}")
 
     def has(self, flag: SendFlags) -> bool:
         return bool(self.flags & flag)

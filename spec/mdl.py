@@ -21,11 +21,28 @@ from spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
 from spec.errors import InvalidValue
 
 
+class InvalidType(InvalidValue, TypeError):
+    """A value of the wrong type given to the spec's public constructors (a caller mistake).
+
+    Both an :class:`~spec.errors.InvalidValue`, so that every caller mistake is one
+    ``SpecError``, and a ``TypeError``, Python's convention for the wrong type. (It belongs in
+    ``spec.errors``; it lives here, the lowest module of the constructors that raise it.)
+    """
+
+
+def shown_int(value: int) -> str:
+    """``value`` for a message; a huge one by its size (Python refuses to print an int of more
+    than 4300 digits, and nobody wants to read one)."""
+    if value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    return str(value)
+
+
 def _require_uint(name: str, value: object, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+        raise InvalidType(f"{name} must be an int, not {type(value).__name__}")
     if not 0 <= value <= maximum:
-        raise InvalidValue(f"{name} = {value} is outside 0..{maximum:#x}")
+        raise InvalidValue(f"{name} = {shown_int(value)} is outside 0..{maximum:#x}")
     return value
 
 
@@ -62,7 +79,7 @@ class MdlSegment:
         _require_uint("ByteOffset", self.byte_offset, PAGE_SIZE - 1)
         _require_uint("ByteCount", self.byte_count, UINT32_MAX)
         if not isinstance(self.pfns, tuple):
-            raise TypeError(f"pfns must be a tuple, not {type(self.pfns).__name__}")
+            raise InvalidType(f"pfns must be a tuple, not {type(self.pfns).__name__}")
         for index, pfn in enumerate(self.pfns):
             _require_uint(f"PFN[{index}]", pfn, UINT64_MAX)
         expected = ADDRESS_AND_SIZE_TO_SPAN_PAGES(self.byte_offset, self.byte_count)
@@ -79,6 +96,7 @@ class MdlSegment:
             _require_uint("ByteOffset", byte_offset, PAGE_SIZE - 1),
             _require_uint("ByteCount", byte_count, UINT32_MAX),
         )
+        _require_uint("first_pfn", first_pfn, UINT64_MAX)
         return cls(byte_offset, byte_count, tuple(range(first_pfn, first_pfn + count)))
 
     @property
@@ -99,7 +117,7 @@ class MdlChain:
 
     def __post_init__(self) -> None:
         if not isinstance(self.segments, tuple):
-            raise TypeError(
+            raise InvalidType(
                 f"an MDL chain is a tuple of MdlSegment, not {type(self.segments).__name__}"
                 " (MdlChain.of takes any iterable)"
             )
@@ -107,10 +125,15 @@ class MdlChain:
             raise InvalidValue("an MDL chain has at least one MDL")
         for segment in self.segments:
             if not isinstance(segment, MdlSegment):
-                raise TypeError(f"an MDL chain holds MdlSegment, not {type(segment).__name__}")
+                raise InvalidType(
+                    f"an MDL chain holds MdlSegment, not {type(segment).__name__}"
+                )
 
     @classmethod
     def of(cls, segments: Iterable[MdlSegment]) -> MdlChain:
+        if not isinstance(segments, Iterable) or isinstance(segments, (str, bytes)):
+            kind = type(segments).__name__
+            raise InvalidType(f"MdlChain.of takes an iterable of MdlSegment, not {kind}")
         return cls(tuple(segments))
 
     @property

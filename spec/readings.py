@@ -17,6 +17,7 @@ from types import MappingProxyType
 from spec.arith import ArithReadings, ForcedBound, ZeroLength
 from spec.catalog import CATALOG
 from spec.errors import InvalidValue
+from spec.mdl import InvalidType
 
 READING_IDS: tuple[str, ...] = tuple(f"A{n}" for n in range(1, 15))
 
@@ -25,6 +26,17 @@ def _options(key: str) -> Mapping[str, str]:
     options = CATALOG.reading(key).options
     assert options is not None  # the catalog refuses a reading without options
     return options
+
+
+def _shown(value: object) -> str:
+    """A value from a caller, for a message: its type, and its text when that is short."""
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, (bool, float, type(None))) or (
+        isinstance(value, int) and value.bit_length() <= 64
+    ):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__
 
 
 def _defaults() -> dict[str, str]:
@@ -39,8 +51,22 @@ class Profile:
     choices: Mapping[str, str] = field(default_factory=_defaults)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidType(
+                f"a profile's name is a non-empty string, not {_shown(self.name)}"
+            )
+        if not isinstance(self.choices, Mapping):
+            raise InvalidType(
+                "a profile's choices are a mapping of reading to option ({'A4': 'c'}), "
+                f"not {type(self.choices).__name__}"
+            )
         merged = _defaults()
         for key, option in self.choices.items():
+            if not isinstance(key, str) or not isinstance(option, str):
+                raise InvalidType(
+                    f"a profile's choices map a reading name to an option name, both strings; "
+                    f"found {_shown(key)}: {_shown(option)}"
+                )
             if key not in merged:
                 raise InvalidValue(f"unknown reading {key!r}; readings are A1..A14")
             options = _options(key)
@@ -56,6 +82,11 @@ class Profile:
         return cls("default")
 
     def with_choice(self, reading: str, option: str) -> Profile:
+        if not isinstance(reading, str) or not isinstance(option, str):
+            raise InvalidType(
+                f"with_choice takes a reading and an option, both strings; found "
+                f"{_shown(reading)}, {_shown(option)}"
+            )
         name = f"{self.name}+{reading}={option}"
         return Profile(name, {**self.choices, reading: option})
 
@@ -99,6 +130,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
 
 def parse_profile(text: str) -> Profile:
     """``default``, a name from :data:`PROFILES`, or ``NAME+A4=c+A8=exact``."""
+    if not isinstance(text, str):
+        raise InvalidType(f"a profile is written as a string, not {type(text).__name__}")
     name, *overrides = text.strip().split("+")
     if name not in PROFILES:
         raise InvalidValue(f"unknown profile {name!r}; profiles: {', '.join(PROFILES)}")

@@ -30,15 +30,18 @@ from spec.call import SendCall
 from spec.catalog import CATALOG
 from spec.constants import NT_ERROR as _nt_error
 from spec.constants import (
+    PAGE_SIZE,
     RING_TRAILER_SIZE,
+    UINT32_MAX,
     VMBUS_CHANNEL_FORMAT_FLAGS,
     NtStatus,
     PacketType,
     SendFlags,
     status_name,
 )
+from spec.errors import InvalidValue
 from spec.lifecycle import ChannelState, PacketState
-from spec.mdl import MdlChain
+from spec.mdl import InvalidType, MdlChain, shown_int
 from spec.readings import Profile
 
 DEFAULT_PROFILE = Profile.default()
@@ -191,6 +194,19 @@ class Verdict:
 # ---------------------------------------------------------------------------------------------
 
 
+def _ring_data_size(value: object) -> int:
+    """The data area of a ring: whole pages (the ring is built of them), and a UINT32."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidType(f"ring_data_size is an int, not {type(value).__name__}")
+    if not PAGE_SIZE <= value <= UINT32_MAX or value % PAGE_SIZE:
+        raise InvalidValue(
+            f"ring_data_size = {shown_int(value)} is not a multiple of {PAGE_SIZE} in "
+            f"{PAGE_SIZE}..{UINT32_MAX:#x}"
+        )
+    return value
+
+
+
 @dataclass(frozen=True)
 class SendContext:
     """What the rules need to know besides the arguments."""
@@ -202,9 +218,27 @@ class SendContext:
     ring_free: int
     queue_empty: bool = True
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.packet, PacketState):
+            raise InvalidType(f"packet is a PacketState, not {type(self.packet).__name__}")
+        if not isinstance(self.channel, ChannelState):
+            raise InvalidType(f"channel is a ChannelState, not {type(self.channel).__name__}")
+        size = _ring_data_size(self.ring_data_size)
+        if isinstance(self.ring_free, bool) or not isinstance(self.ring_free, int):
+            raise InvalidType(f"ring_free is an int, not {type(self.ring_free).__name__}")
+        if not 0 <= self.ring_free <= size:
+            raise InvalidValue(
+                f"ring_free = {shown_int(self.ring_free)} is outside 0..ring_data_size ({size})"
+            )
+        if not isinstance(self.queue_empty, bool):
+            raise InvalidType(f"queue_empty is a bool, not {type(self.queue_empty).__name__}")
+
     @classmethod
     def fresh(cls, ring_data_size: int = 0x10000, *, open_channel: bool = True) -> SendContext:
         """An idle packet on an empty channel."""
+        if not isinstance(open_channel, bool):
+            raise InvalidType(f"open_channel is a bool, not {type(open_channel).__name__}")
+        _ring_data_size(ring_data_size)
         channel = ChannelState.OPEN if open_channel else ChannelState.NOT_OPEN
         return cls(PacketState.IDLE, channel, ring_data_size, ring_data_size)
 
@@ -367,6 +401,10 @@ def evaluate_send(
     call: SendCall, context: SendContext, profile: Profile = DEFAULT_PROFILE
 ) -> Verdict:
     """Every outcome the documentation allows for ``call`` in ``context``."""
+    for name, value, kind in (("call", call, SendCall), ("context", context, SendContext),
+                              ("profile", profile, Profile)):
+        if not isinstance(value, kind):
+            raise InvalidType(f"{name} is a {kind.__name__}, not {type(value).__name__}")
     # READ-A10: the packet object "represents the packet throughout the lifetime of the
     # transaction"; sending it again before it completes, or after VmbPacketFree, is undefined.
     if context.packet not in (PacketState.IDLE, PacketState.COMPLETED):

@@ -674,14 +674,19 @@ def calls(draw: st.DrawFn) -> SendCall:
     return SendCall(buffer, buffer_length, mdl, offset, length, flags)
 
 
-CONTEXTS = st.builds(
-    SendContext,
-    st.sampled_from(PacketState),
-    st.sampled_from(ChannelState),
-    st.sampled_from([0x1000, 0x10000, 0x10_0000]),
-    st.integers(0, 0x10_0000),
-    st.booleans(),
-)
+@st.composite
+def contexts(draw: st.DrawFn) -> SendContext:
+    ring = draw(st.sampled_from([0x1000, 0x10000, 0x10_0000]))
+    return SendContext(
+        draw(st.sampled_from(PacketState)),
+        draw(st.sampled_from(ChannelState)),
+        ring,
+        draw(st.integers(0, ring)),  # free bytes: at most the ring's size
+        draw(st.booleans()),
+    )
+
+
+CONTEXTS = contexts()
 
 
 def oracle_ranges(call: SendCall, forced: bool) -> list[ExpectedRange] | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spec import arith
@@ -678,3 +679,71 @@ def test_corrupted_rings_only_raise_wire_format_error(
         return
     for entry in contents.entries:
         decodes_or_rejects(entry.packet)
+
+
+# ---------------------------------------------------------------------------------------------
+# The malformed-input campaign: every decoder, arbitrary and mutated bytes
+# (bench/malformed_replay.py runs wire_inputs / check_wire_input for 10,000 inputs)
+# ---------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _mutated_control_pages(draw: st.DrawFn) -> bytes:
+    page = bytearray(encode_ring_control(RingControl(
+        draw(st.integers(0, 0x200)) * 8, draw(st.integers(0, 0x200)) * 8, 0, 0, 1)))
+    for _ in range(draw(st.integers(0, 3))):
+        offset = draw(st.sampled_from([0, 4, 8, 12, 64]) | st.integers(0, len(page) - 4))
+        struct.pack_into("<I", page, offset, draw(st.integers(0, 2**32 - 1)))
+    return bytes(page[: draw(st.sampled_from([len(page), len(page), 4095, 16, 0]))])
+
+
+@st.composite
+def _corrupted_rings(draw: st.DrawFn) -> tuple[bytes, int]:
+    size = SMALL * 4
+    encoded = [encode_packet(p) for p in draw(st.lists(packets(), min_size=1, max_size=3))]
+    encoded = [e for e in encoded if len(e) + 8 < size // 4]
+    ring = bytearray(encode_ring(size, draw(st.integers(0, size // 8 - 1)) * 8, encoded))
+    for _ in range(draw(st.integers(1, 3))):
+        index = draw(st.sampled_from([0, 1, 4, 5]) | st.integers(4096, len(ring) - 1))
+        ring[index] = draw(st.integers(0, 255))
+    claimed = draw(st.sampled_from([size, size, size - 8, size + 8]))
+    return bytes(ring), claimed
+
+
+#: (decoder, input) pairs: packets arbitrary, plausible and mutated; trailers; control pages;
+#: whole rings with corrupted bytes.
+wire_inputs = st.one_of(
+    st.tuples(st.just("packet"), st.binary(max_size=300)),
+    st.tuples(st.just("packet"), plausible_bytes()),
+    st.tuples(st.just("packet"), mutations().map(lambda case: case[1])),
+    st.tuples(st.just("trailer"), st.binary(max_size=12)),
+    st.tuples(st.just("control"), _mutated_control_pages()),
+    st.tuples(st.just("ring"), _corrupted_rings()),
+)
+
+
+def check_wire_input(decoder: str, data: Any) -> str:
+    """Decode ``data``: a value, or WireFormatError and nothing else (decodes_or_rejects also
+    checks that what decodes re-encodes to the same bytes)."""
+    try:
+        if decoder == "packet":
+            return "decoded" if decodes_or_rejects(data) is not None else "rejected"
+        if decoder == "trailer":
+            decode_trailer(data)
+        elif decoder == "control":
+            decode_ring_control(data)
+        else:
+            ring, size = data
+            for entry in read_ring(ring, size).entries:
+                decodes_or_rejects(entry.packet)
+    except WireFormatError as error:
+        assert "\n" not in str(error)
+        return "rejected"
+    return "decoded"
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(wire_inputs)
+def test_campaign_every_decoder_raises_only_wire_format_error(case: tuple[str, Any]) -> None:
+    check_wire_input(*case)
