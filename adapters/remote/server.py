@@ -424,7 +424,6 @@ class TcpAgent(socketserver.ThreadingTCPServer):
         self.idle_timeout = float(idle_timeout)
         self._count_lock = threading.Lock()
         self._active = 0
-        self._refusing = 0
         super().__init__((host, port), _Handler)
 
     @property
@@ -438,21 +437,14 @@ class TcpAgent(socketserver.ThreadingTCPServer):
             admitted = self._active < self.max_connections
             if admitted:
                 self._active += 1
-            refuse_politely = not admitted and self._refusing < self.max_connections
-            if refuse_politely:
-                self._refusing += 1
-        if admitted:
-            try:
-                super().process_request(request, client_address)
-            except BaseException:
-                self._leave()
-                raise
+        if not admitted:
+            self._refuse(request)
             return
-        if not refuse_politely:  # a flood: no thread for a farewell
-            self.shutdown_request(request)
-            return
-        threading.Thread(target=self._refuse, args=(request,), daemon=True,
-                         name="vmbspec-agent-refusal").start()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._leave()
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
@@ -465,26 +457,24 @@ class TcpAgent(socketserver.ThreadingTCPServer):
             self._active -= 1
 
     def _refuse(self, sock: socket.socket) -> None:
-        """Tells a connection over the cap why it is closed, then closes it. The request it
-        already sent is read and dropped first, so that closing does not reset the connection
-        before the client has read the refusal."""
+        """Tells a connection over the cap why it is closed, and closes it, without waiting
+        (this runs in the thread that accepts connections). What the client already sent is
+        read and dropped first; if its request arrives later, the client still finds the
+        refusal before the reset."""
         refusal = protocol.dumps(protocol.failure(
             None, protocol.TOO_MANY_CONNECTIONS,
             f"the agent already serves {self.max_connections} connections; try again later",
             {"max_connections": self.max_connections},
         ))
         try:
-            sock.settimeout(_FAREWELL_SECONDS)
-            sock.sendall(refusal + b"\n")
+            sock.setblocking(False)
+            sock.send(refusal + b"\n")  # a new connection's send buffer takes it whole
             sock.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + _FAREWELL_SECONDS
-            while time.monotonic() < deadline and sock.recv(_FAREWELL_DRAIN):
+            while sock.recv(_FAREWELL_DRAIN):
                 pass
-        except OSError:
+        except OSError:  # BlockingIOError: nothing more to drop now
             pass
         finally:
-            with self._count_lock:
-                self._refusing -= 1
             sock.close()
 
     @property
