@@ -186,9 +186,10 @@ class Connection:
             self.stderr.seek(0, 2)
             size = self.stderr.tell()
             self.stderr.seek(max(0, size - protocol.MAX_TEXT))
-            text = self.stderr.read().decode("utf-8", "replace").strip()
+            lines = self.stderr.read().decode("utf-8", "replace").strip().splitlines()
         except OSError:
             return ""
+        text = " | ".join(line.strip() for line in lines if line.strip())
         if not text:
             return ""
         cut = f" ({size - protocol.MAX_TEXT} earlier bytes left out)" if (

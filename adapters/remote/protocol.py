@@ -302,11 +302,12 @@ def decode_message(line: bytes, max_depth: int = MAX_DEPTH) -> Any:
 
 
 def clip(text: str, limit: int = MAX_TEXT) -> str:
-    """``text`` cut to ``limit`` characters, saying how many were left out (for texts from the
-    other side: an agent's error message, its stderr, a name)."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}... ({len(text) - limit} more characters left out)"
+    """``text`` on one line (line breaks shown as ``\\n``) and cut to ``limit`` characters,
+    saying how many were left out: for texts from the other side (an agent's error message,
+    its stderr, a name) on their way into a one-line error or a report."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters left out)"
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def clip_data(data: Any, limit: int = MAX_TEXT) -> Any:

@@ -419,3 +419,22 @@ def test_the_agent_cuts_a_backend_error_text() -> None:
 def test_a_command_with_a_nul_byte_is_a_clean_error() -> None:
     with pytest.raises(UnknownTarget, match="cannot start"):
         resolve_target("remote:stdio:" + shlex.join(["a\0b"]), {"timeout": 5.0})
+
+
+def test_an_agent_dying_with_a_multi_line_stderr_is_a_one_line_error() -> None:
+    command = shlex.join(["sh", "-c", "echo first >&2; echo second >&2; exit 3"])
+    with pytest.raises(UnknownTarget) as caught:
+        resolve_target("remote:stdio:" + command, {"timeout": 5.0})
+    text = str(caught.value)
+    assert "\n" not in text and "exit status 3" in text and "first | second" in text
+
+
+def test_a_refused_handshake_with_a_multi_line_message_is_one_line() -> None:
+    url, stop = _scripted_agent(lambda request, _n: protocol.dumps(protocol.failure(
+        request["id"], protocol.UNSUPPORTED_VERSION, "line one\nline two")))
+    try:
+        with pytest.raises(UnknownTarget) as caught:
+            resolve_target("remote:" + url, {"timeout": 5.0})
+    finally:
+        stop.set()
+    assert "\n" not in str(caught.value) and "line one\\nline two" in str(caught.value)
