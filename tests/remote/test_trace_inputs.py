@@ -226,6 +226,16 @@ def test_an_invalid_session_does_not_hide_a_violation_in_another(
     assert "KMCL-NO-RESOURCE-FAILURE" in out and "1 violation(s) in the others" in out
 
 
+def test_a_trace_that_cannot_be_followed_is_invalid_not_a_failure_of_the_target(
+    tmp_path: Path, vmbspec: Callable[..., int], capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(_text([START, CREATE, _with(OPEN, channel=5)]))
+    status, out, _error = _run(vmbspec, capsys, str(path))
+    assert status == 2 and "INVALID TRACE at event 3" in out and "trace-error" in out
+    assert "never returned by create_channel" in out and "FAIL" not in out
+
+
 def test_a_caller_error_is_never_suppressed(tmp_path: Path) -> None:
     (suppression,) = parse_suppressions('[[suppress]]\nevent = 5\nreason = "x"\n')
     report = check_trace(parse_trace(_text([START, CREATE, OPEN, ALLOCATE, OPEN])),
