@@ -422,7 +422,7 @@ def _check_event(checker: _SessionChecker, event: TraceEvent) -> Violation | Non
                                  f"the caller broke its contract: {rule.message}")
             return violation("trace-error", (), f"the host side did what cannot happen: "
                              f"{rule.message}")
-        return violation("trace-error", (), str(error))
+        return violation("trace-error", (), f"the checker cannot follow this event: {error}")
     except Exception as error:
         # The driver may wrap what the recording's target raised (conformance.guard); a
         # mismatch of the recording is still the trace's, anything else is ours.
