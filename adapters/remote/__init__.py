@@ -5,10 +5,13 @@ The protocol is JSON-RPC 2.0, one message a line, over standard input/output or 
 any language; vmbspec's client is :class:`RemoteTarget`.
 
 - :mod:`adapters.remote.framing` newline-delimited messages with a size limit and deadlines;
-- :mod:`adapters.remote.protocol` methods, parameters, results, error codes, as data;
+- :mod:`adapters.remote.protocol` methods, parameters, results, error codes, as data, and
+  :func:`~adapters.remote.protocol.decode_message`, which reads a line within bounds (depth,
+  integer digits, no NaN) on both sides;
 - :mod:`adapters.remote.client` :func:`resolve` (``--target remote:...``), the factory, the
   target, and how faults become ``crash``/``hang`` verdicts;
-- :mod:`adapters.remote.server` the reference agent, :func:`serve`, and the trace recorder.
+- :mod:`adapters.remote.server` the reference agent, :func:`serve` (TCP: a cap on connections
+  and an idle deadline), and the trace recorder.
 
 Like every adapter it imports neither ``spec`` nor ``conformance``.
 """
