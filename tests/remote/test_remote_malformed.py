@@ -88,3 +88,34 @@ def test_every_malformed_reply_is_a_clean_verdict(pair: tuple[str, bytes]) -> No
 def test_known_malformed_replies(method: str, line: bytes, outcome: str) -> None:
     """Fixed examples of the campaign's shapes; the deep ones raised RecursionError before."""
     assert inputs.client_outcome(method, line) == outcome
+
+
+WRONG = [True, False, -1, 1.5, "x", [], {}, 2**64, None, [[0, 0]], "0" * 7]
+BASELINE = {"u32": 0, "u64": 0, "handle": 1, "hex": "", "hex?": None, "mdl?": None}
+
+
+def test_every_parameter_of_every_method_refuses_every_wrong_type() -> None:
+    """Exhaustive, beside the random campaign: each parameter given each wrong value is an
+    invalid-params error naming that parameter, and the session goes on."""
+    from adapters.remote import protocol
+    from adapters.remote.server import Session
+    from adapters.sim import SimTarget
+
+    session = Session(SimTarget)
+    assert "result" in session.handle(
+        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocol": 1}})
+    checked = 0
+    for method, (spec, _kind) in protocol.METHODS.items():
+        for name, kind in spec.items():
+            for wrong in WRONG:
+                if wrong is None and kind.endswith("?"):
+                    continue  # null is a valid value of an optional kind
+                params = {p: BASELINE[k] for p, k in spec.items()}
+                params[name] = wrong
+                reply = session.handle({"jsonrpc": "2.0", "id": 1, "method": method,
+                                        "params": params})
+                assert reply["error"]["code"] == protocol.INVALID_PARAMS, (method, name, wrong)
+                assert name in reply["error"]["message"], reply
+                checked += 1
+    assert checked > 150
+    assert session.handle({"jsonrpc": "2.0", "id": 2, "method": "completions"})["result"] == []
