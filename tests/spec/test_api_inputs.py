@@ -157,6 +157,9 @@ anything = st.one_of(
     st.just(CHAIN.first), st.just(CALL), st.just(CONTEXT), st.sampled_from(list(PROFILES.values())),
     st.just(object()), st.just(st),
 )
+#: Values that can be a dict key.
+hashable = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                     st.binary(max_size=4), st.tuples(st.integers()), st.sampled_from(PacketState))
 u32s = st.one_of(st.sampled_from([0, 1, 0xFFF, 0x1000, 2**32 - 1, 2**32]), st.integers(-1, 2**33))
 
 
@@ -212,7 +215,7 @@ API_CALLS: dict[str, tuple[Callable[..., Any], st.SearchStrategy[tuple[Any, ...]
     "Profile": (Profile, st.tuples(
         plausible(st.text(max_size=8)),
         plausible(st.lists(valid_choices, max_size=3).map(dict)
-                  | st.dictionaries(plausible(readings_), plausible(options), max_size=3)))),
+                  | st.dictionaries(readings_ | hashable, plausible(options), max_size=3)))),
     "parse_profile": (parse_profile, st.tuples(plausible(profile_texts))),
     "Profile.with_choice": (Profile.default().with_choice, st.one_of(
         valid_choices, st.tuples(plausible(readings_), plausible(options)))),
