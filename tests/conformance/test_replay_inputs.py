@@ -47,6 +47,16 @@ def send(**changes: Any) -> list[dict[str, Any]]:
     return [*SETUP, {**SEND, **changes}]
 
 
+@pytest.mark.parametrize("index", [0, 1])
+def test_the_replays_check_wrote_fail_on_wrap32_and_conform_on_sim(
+    tmp_path: Path, index: int
+) -> None:
+    document = load_replay(write(tmp_path, FOUND_BY_CHECK[index]))
+    assert replay_steps(document["steps"], SimTarget, Profile.default()).failure is None
+    broken = replay_steps(document["steps"], lambda: SimTarget({"wrap32"}), Profile.default())
+    assert broken.failure is not None and "SEED-MDLOFFSET" in broken.failure.requirements
+
+
 def test_a_good_replay_loads_and_conforms_on_the_simulator(tmp_path: Path) -> None:
     steps = [*send(), {"op": "host_take", "channel": 0},
              {"op": "host_complete", "packet": 0, "status": 0, "data": "c0ffee"},
@@ -362,6 +372,21 @@ def step_sequences(draw: st.DrawFn) -> list[dict[str, Any]]:
     return steps
 
 
+#: The steps of replay files written by `vmbspec check --target sim:wrap32 --examples 100
+#: --no-proofs` (a catalog case and a shrunk stateful sequence), as mutation seeds.
+FOUND_BY_CHECK: list[list[dict[str, Any]]] = [
+    [{"op": "create_channel", "ring_data_size": 65536}, {"op": "open", "channel": 0},
+     {"op": "allocate", "channel": 0},
+     {"op": "send", "packet": 0, "buffer": None, "buffer_length": 0,
+      "mdl": [[256, 8192, [28672, 28673, 28674]]], "mdl_offset": 4294963200,
+      "mdl_length": 8192, "flags": 1, "expect": "rejected"}],
+    [{"op": "create_channel", "ring_data_size": 4096}, {"op": "allocate", "channel": 0},
+     {"op": "open", "channel": 0},
+     {"op": "send", "packet": 0, "buffer": {"fill": 0}, "buffer_length": 4032,
+      "mdl": [[0, 1, [1]]], "mdl_offset": 1, "mdl_length": 4294967295, "flags": 1}],
+]
+
+
 def _mutate(document: dict[str, Any], data: st.DataObject) -> None:
     steps = document["steps"]
     if not isinstance(steps, list) or not steps:
@@ -421,8 +446,12 @@ def replay_documents(draw: st.DrawFn) -> bytes:
         document: Any = draw(json_values | st.fixed_dictionaries(
             {"vmbspec_replay": st.just(1), "steps": st.lists(json_values, max_size=4)}))
         return _text(document, data)
-    document = {"vmbspec_replay": 1, "found_on": "sim", "profile": "default",
-                "message": "m", "requirements": ["SEED-SEND"], "steps": draw(step_sequences())}
+    steps = draw(step_sequences())
+    if draw(st.integers(0, 3)) == 0:
+        steps = json.loads(json.dumps(draw(st.sampled_from(FOUND_BY_CHECK))))
+        steps += draw(step_sequences())[1:]  # then some more steps on channel 0
+    document = {"vmbspec_replay": 1, "found_on": "sim:wrap32", "profile": "default",
+                "message": "m", "requirements": ["SEED-MDLOFFSET"], "steps": steps}
     if kind == "valid":
         return _text(document, data, corrupt=False)
     for _ in range(draw(st.sampled_from([1, 1, 1, 2, 3]))):
