@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from adapters.sim import SimTarget
+from conformance import run_conformance
 from conformance.cli import main
 from conformance.driver import Driver, StepError
 from conformance.machine import mdl_chains
@@ -517,3 +518,12 @@ def test_check_steps_accepts_what_the_stateful_run_and_the_cases_produce() -> No
 
     for case in load_cases():
         check_steps(list(case.steps), case.id)
+
+
+@pytest.mark.parametrize("factory", [SimTarget, _Fragile], ids=["robust sim", "fragile sim"])
+def test_the_stateful_run_and_the_cases_never_break_a_caller_rule(factory: Any) -> None:
+    # What the suite generates itself must pass the step schema and the caller's rules: a
+    # StepError there would be reported as the suite's problem, never as the target's.
+    report = run_conformance(factory, examples=60, seed=3)
+    assert report.passed, report.summary()
+    assert not getattr(report, "problems", None)
