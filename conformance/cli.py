@@ -1,21 +1,36 @@
 """The ``vmbspec`` command line.
 
 Each subcommand lives in a module with ``add_parser(subparsers)`` (which sets ``func``) so the
-front door stays small. A user mistake (a bad option value, a missing file) ends in a one-line
-message and exit status 2, never a traceback.
+front door stays small.
+
+Exit statuses (``conformance.cli_common``): 0 the target conforms, 1 it does not, 2 a usage
+error (a bad option value, a missing or malformed file: one line, never a traceback), 3 an
+internal error of vmbspec (the traceback saved to a file named in the message; never reported
+as the target's failure), 130 interrupted by Ctrl-C (with the reports asked for written).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from conformance.cli_common import UsageError
+from conformance.cli_common import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    internal_error_message,
+)
+from conformance.inputs import InputError
+from conformance.runner import SuiteUsageError
 from spec.catalog import CATALOG, KINDS
-from spec.errors import SpecError
+from spec.errors import InvalidValue
 from spec.readings import PROFILES
 
 
@@ -91,17 +106,36 @@ def _subcommand_modules() -> list[Any]:
     return [cli_check, cli_prove, cli_agent, cli_trace]
 
 
+def _silence_stdout() -> None:
+    """The reader of our output went away (``vmbspec ... | head``): stop writing to it."""
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: --help (0) or a bad value (2, one line printed)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     try:
         status: int = args.func(args)
-    except (UsageError, SpecError, OSError) as error:
+    except (UsageError, InputError, SuiteUsageError, InvalidValue) as error:
         print(f"vmbspec {args.command}: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"vmbspec {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_OK
+    except OSError as error:  # the system refused something asked of it: a path, a port
+        print(f"vmbspec {args.command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:
+        details = traceback.format_exc()
+        print(internal_error_message(args.command, error, details), file=sys.stderr)
+        return EXIT_INTERNAL
     return status
 
 

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from conformance.cli_common import UsageError, profile_argument
+from conformance.cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    count,
+    output_file,
+    output_folder,
+    profile_argument,
+    save_traceback,
+    seconds,
+)
+from conformance.cli_common import seed as seed_value
+from conformance.driver import Evidence
 from conformance.replay import ReplayFileError, load_replay, replay_steps, save_replay
 from conformance.report import describe_step, table, write_outputs
-from conformance.runner import run_conformance
+from conformance.runner import (
+    DEFAULT_EXAMPLES,
+    DEFAULT_SEED,
+    ConformanceReport,
+    SuiteUsageError,
+    run_conformance,
+)
 from conformance.targets import UnknownTarget, resolve_target
 
 
@@ -45,10 +68,8 @@ class Progress:
 
 
 def _run_proofs(quiet: bool) -> list[dict[str, Any]]:
-    try:
-        from spec.proofs.properties import run_properties
-    except ImportError:  # pragma: no cover - the proofs are part of the package
-        return []
+    from spec.proofs.properties import run_properties
+
     results = run_properties()
     proofs = [r.as_json() for r in results]
     if not quiet:
@@ -61,61 +82,122 @@ def _target_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"isolate": args.isolate, "timeout": args.timeout}
 
 
-def run_check(args: argparse.Namespace) -> int:
-    try:
-        name, factory = resolve_target(args.target, _target_options(args))
-    except UnknownTarget as error:
-        raise UsageError(str(error)) from error
-    if args.examples < 0:
-        raise UsageError("--examples must be 0 or more")
-    if args.steps < 1:
-        raise UsageError("--steps must be at least 1")
-    for option in (args.json, args.junit, args.report):
-        if option is not None and not Path(option).parent.exists():
-            raise UsageError(f"cannot write {option}: folder {Path(option).parent} does not exist")
-    progress = Progress(args.quiet)
-    proofs = [] if args.no_proofs else _run_proofs(args.quiet)
-    report = run_conformance(
-        factory,
-        profile=args.profile,
-        examples=args.examples,
-        steps_per_example=args.steps,
-        seed=args.seed,
-        cases=not args.no_cases,
-        progress=progress,
-    )
-    report.target = name if report.target in ("", None) else report.target
-    report.proofs = proofs
-    print(table(report))
-    print()
-    print(report.summary())
-    replay_dir = Path(args.replay_dir)
+#: The replay files ``vmbspec check`` writes, one per failure, numbered from 1.
+REPLAY_NAME = re.compile(r"vmbspec-failure-[0-9]+\.json")
+
+
+def _remove_stale_replays(folder: Path) -> int:
+    """Remove the replay files an earlier run left in ``folder`` (only files of that name
+    that are vmbspec replay files), so every file there belongs to this run."""
+    removed = 0
+    for path in folder.glob("vmbspec-failure-*.json"):
+        if not REPLAY_NAME.fullmatch(path.name):
+            continue
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(64)
+            if b'"vmbspec_replay"' in head:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _save_replays(report: Any, folder: Path) -> None:
     for number, failure in enumerate(report.failures, start=1):
-        path = replay_dir / f"vmbspec-failure-{number}.json"
+        path = folder / f"vmbspec-failure-{number}.json"
         try:
             save_replay(path, failure, report.target, report.profile)
         except OSError as error:
-            print(f"could not save replay file {path}: {error}", file=sys.stderr)
-            path = None  # type: ignore[assignment]
+            print(f"could not save replay file {path}: {error.strerror or error}",
+                  file=sys.stderr)
+        else:
+            failure.replay_file = str(path)
+
+
+def _print_results(report: Any, target: str) -> None:
+    print(table(report))
+    print()
+    print(report.summary())
+    for number, failure in enumerate(report.failures, start=1):
         print(f"\nFAILURE {number} ({failure.kind}, {failure.source}): "
               f"[{', '.join(failure.requirements)}]")
         print(f"  {failure.message}")
         print("  minimal steps:")
         for index, step in enumerate(failure.steps, start=1):
             print(f"    {index}. {describe_step(step)}")
-        if path is not None:
-            print(f"  replay: vmbspec replay {path} --target {args.target}")
-    write_outputs(
-        report,
-        json_path=Path(args.json) if args.json else None,
-        junit_path=Path(args.junit) if args.junit else None,
-        markdown_path=Path(args.report) if args.report else None,
-    )
+        if failure.replay_file:
+            print(f"  replay: vmbspec replay {failure.replay_file} --target {target}")
+
+
+def _status(report: Any, proofs: list[dict[str, Any]], write_errors: list[str]) -> int:
+    """The exit status: a failure of the target first, then vmbspec's own problems, then an
+    interruption, then a report that could not be written."""
+    if report.failures or any(not p.get("ok") for p in proofs):
+        return EXIT_FAILED
+    if report.problems:
+        return EXIT_INTERNAL
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    if write_errors:
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_check(args: argparse.Namespace) -> int:
+    try:
+        name, factory = resolve_target(args.target, _target_options(args))
+    except UnknownTarget as error:
+        raise UsageError(str(error)) from error
+    progress = Progress(args.quiet)
+    removed = _remove_stale_replays(args.replay_dir)
+    if removed and not args.quiet:
+        print(f"removed {removed} replay file(s) of an earlier run from {args.replay_dir}",
+              file=sys.stderr)
+    proofs: list[dict[str, Any]] = []
+    try:
+        if not args.no_proofs:
+            proofs = _run_proofs(args.quiet)
+        report = run_conformance(
+            factory,
+            profile=args.profile,
+            examples=args.examples,
+            steps_per_example=args.steps,
+            seed=args.seed,
+            cases=not args.no_cases,
+            progress=progress,
+        )
+    except KeyboardInterrupt:  # during the proofs: the report says nothing else ran
+        report = ConformanceReport(name, args.profile, args.seed, 0, Evidence(),
+                                   interrupted=True)
+    except SuiteUsageError as error:
+        raise UsageError(str(error)) from error
+    report.target = name if report.target in ("", None) else report.target
+    report.proofs = proofs
+    if report.interrupted:
+        print("\ninterrupted: writing the reports of what ran so far", file=sys.stderr)
+    _save_replays(report, args.replay_dir)
+    write_errors = write_outputs(report, json_path=args.json, junit_path=args.junit,
+                                 markdown_path=args.report)
+    status = _status(report, proofs, write_errors)
+    for problem in report.problems:
+        path = save_traceback(problem.details or problem.message)
+        where = f"; the traceback is in {path}" if path else ""
+        print(f"vmbspec check: internal error in {problem.source} (a bug of vmbspec, not a "
+              f"failure of the target): {problem.message}{where}", file=sys.stderr)
+    for line in write_errors:
+        print(f"vmbspec check: {line}", file=sys.stderr)
     failed_proofs = [p for p in proofs if not p.get("ok")]
     if failed_proofs:
         names = ", ".join(str(p.get("name")) for p in failed_proofs)
         print(f"proofs not as expected: {names}", file=sys.stderr)
-    return 0 if report.passed and not failed_proofs else 1
+    try:
+        _print_results(report, args.target)
+    except BrokenPipeError:  # `vmbspec check | head`: the verdict still decides the status
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+    return status
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -161,17 +243,23 @@ def add_parser(subparsers: Any) -> None:
                        help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
                        "remote:stdio:COMMAND, remote:tcp://HOST:PORT")
     profile_argument(check)
-    check.add_argument("--examples", type=int, default=1000,
-                       help="stateful examples (call sequences) to generate (default 1000)")
-    check.add_argument("--steps", type=int, default=40,
+    check.add_argument("--examples", type=count(0, 10**9), default=DEFAULT_EXAMPLES,
+                       help="stateful examples (call sequences) to generate "
+                       f"(default {DEFAULT_EXAMPLES})")
+    check.add_argument("--steps", type=count(1, 10_000), default=40,
                        help="the most steps in one generated sequence (default 40)")
-    check.add_argument("--seed", type=int, default=None,
-                       help="seed for the stateful run (default: derandomized, repeatable)")
-    check.add_argument("--json", metavar="FILE", help="write the machine-readable report")
-    check.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test a requirement")
-    check.add_argument("--report", metavar="FILE.md", help="write the Markdown report")
-    check.add_argument("--replay-dir", default=".", metavar="DIR",
-                       help="where failing sequences are saved (default: here)")
+    check.add_argument("--seed", type=seed_value, default=DEFAULT_SEED,
+                       help=f"seed of the stateful run, 0..2**64-1 (default {DEFAULT_SEED}: "
+                       "the same command tests the same sequences)")
+    check.add_argument("--json", metavar="FILE", type=output_file,
+                       help="write the machine-readable report")
+    check.add_argument("--junit", metavar="FILE", type=output_file,
+                       help="write JUnit XML, one test a requirement")
+    check.add_argument("--report", metavar="FILE.md", type=output_file,
+                       help="write the Markdown report")
+    check.add_argument("--replay-dir", default=Path("."), type=output_folder, metavar="DIR",
+                       help="where failing sequences are saved (default: here); replay files "
+                       "of an earlier run there are removed first")
     check.add_argument("--no-cases", action="store_true", help="skip the case catalog")
     check.add_argument("--no-proofs", action="store_true", help="skip the Z3 properties")
     check.add_argument("--quiet", action="store_true", help="no progress display")
@@ -197,5 +285,5 @@ def _target_switches(parser: Any) -> None:
                          "is a verdict (the default for native:PATH)")
     isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
                          help="load a native target into this process")
-    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
                         help="how long one call to an isolated or remote target may take")

@@ -1,10 +1,17 @@
-"""What the subcommands of ``vmbspec`` share: the usage error and the --profile option."""
+"""What the subcommands of ``vmbspec`` share: the exit statuses, the usage error, the argument
+types that validate command-line values, and the handling of an internal error."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from conformance.inputs import shorten
 from spec.errors import InvalidValue
 from spec.readings import Profile, parse_profile
 
@@ -29,3 +36,101 @@ def profile_argument(parser: Any) -> None:
         help="readings of the ambiguous sentences: a name from `vmbspec profiles`, with "
         "optional overrides (default: default)",
     )
+
+
+# -- exit statuses ----------------------------------------------------------------------------
+
+#: The target conforms (or the command did what was asked).
+EXIT_OK = 0
+#: The target does not conform (a failure naming the requirement it broke).
+EXIT_FAILED = 1
+#: A mistake in how vmbspec was called or in a file it was given; nothing was judged.
+EXIT_USAGE = 2
+#: A bug of vmbspec itself; never the target's failure. The traceback is saved to a file.
+EXIT_INTERNAL = 3
+#: Stopped by Ctrl-C (the reports asked for hold what ran before).
+EXIT_INTERRUPTED = 130
+
+#: The longest a single call to a target may be given: a day.
+MAX_SECONDS = 86_400.0
+
+
+# -- argument types: a bad value is an argparse error (one line, exit 2) ----------------------
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds: a finite number, more than 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of seconds more than 0 and at most {MAX_SECONDS:.0f}"
+        )
+    return value
+
+
+def count(low: int, high: int) -> Callable[[str], int]:
+    """An integer in ``low..high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number from {low} to {high}")
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+def seed(text: str) -> int:
+    """A run's seed: an integer in 0..2**64-1."""
+    return count(0, 2**64 - 1)(text)
+
+
+def output_file(text: str) -> Path:
+    """A file vmbspec will write: not a folder, in a folder that exists."""
+    path = Path(text)
+    if text == "" or path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {text}: folder {folder} does not exist")
+    return path
+
+
+def output_folder(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not an existing folder")
+    return path
+
+
+# -- internal errors ---------------------------------------------------------------------------
+
+
+def save_traceback(text: str, prefix: str = "vmbspec-internal-error-") -> Path | None:
+    """Write ``text`` (a traceback) to a new file, here or else in the temporary folder; the
+    path, or None when neither can be written."""
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            handle, name = tempfile.mkstemp(prefix=prefix, suffix=".txt", dir=folder)
+            with os.fdopen(handle, "w", encoding="utf-8") as stream:
+                stream.write(text)
+            return Path(name)
+        except OSError:
+            continue
+    return None
+
+
+def internal_error_message(command: str, error: BaseException, details: str) -> str:
+    """The message for an internal error, naming the file that keeps the traceback."""
+    path = save_traceback(details)
+    where = f"the traceback is in {path}" if path else "the traceback could not be saved"
+    summary = shorten(f"{type(error).__name__}: {error}", 300)
+    return (f"vmbspec {command}: internal error (a bug of vmbspec, not a failure of the "
+            f"target): {summary}; {where}. Please report it with that file.")

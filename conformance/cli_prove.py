@@ -13,9 +13,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from typing import Any
+
+from conformance.cli_common import output_file, seconds
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -30,14 +33,15 @@ def add_parser(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--json", metavar="FILE", type=output_file,
+                        help="also write the results as JSON")
     parser.add_argument(
         "--check", metavar="MODULE:FUNCTION",
         help="prove a bounds check written over spec.arith's Arith interface "
         "(see docs/prove-your-own-check.md)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=10.0, metavar="SECONDS",
+        "--timeout", type=seconds, default=10.0, metavar="SECONDS",
         help="per-query solver timeout (default 10)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -56,6 +60,10 @@ def _load_check(spec: str) -> Any:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"--check wants MODULE:FUNCTION, not {spec!r}")
+    # A console script does not put the current folder on the path; a user's check module
+    # usually sits there (`vmbspec prove --check mycheck:bound`).
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as error:  # any import failure is the user's, reported in one line

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,16 +71,21 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
         "target": report.target,
         "profile": report.profile.as_json(),
         "seed": report.seed,
+        "verdict": report.verdict,
         "passed": report.passed,
+        "interrupted": report.interrupted,
         "seconds": round(report.seconds, 3),
         "steps": report.evidence.total_steps,
         "cases": report.cases_run,
         "examples": report.examples,
+        "examples_requested": report.examples_requested,
+        "shrink_runs": report.shrink_runs,
         "capabilities": sorted(report.capabilities),
         "requirements": {
             row["id"]: {k: v for k, v in row.items() if k != "id"} for row in rows
         },
         "failures": [failure.as_json() for failure in report.failures],
+        "problems": [problem.as_json() for problem in report.problems],
         "coverage": {
             "transitions": transition_coverage(report),
             "flag_combinations": dict(report.evidence.flag_combinations),
@@ -132,7 +138,9 @@ def to_markdown(report: ConformanceReport) -> str:
     lines = [
         f"# vmbspec conformance report: {report.target}",
         "",
-        f"- verdict: **{'PASS' if report.passed else 'FAIL'}**",
+        f"- verdict: **{report.verdict}**"
+        + (" (the run was interrupted: this report holds what ran before)"
+           if report.interrupted else ""),
         f"- profile: `{report.profile.name}`"
         + (f" ({', '.join(f'{k}={v}' for k, v in report.profile.differs_from_default().items())})"
            if report.profile.differs_from_default() else ""),
@@ -152,11 +160,16 @@ def to_markdown(report: ConformanceReport) -> str:
                 "",
                 f"{failure.message}",
                 "",
-                "Minimal steps:",
-                "",
             ]
+            if failure.replay_file:
+                lines += [f"Replay: `vmbspec replay {failure.replay_file}`", ""]
+            lines += ["Minimal steps:", ""]
             lines += [f"{i}. {describe_step(s)}" for i, s in enumerate(failure.steps, start=1)]
             lines.append("")
+    if report.problems:
+        lines += ["## Problems of vmbspec (not the target's)", ""]
+        lines += [f"- {p.source} ({p.kind}): {p.message}" for p in report.problems]
+        lines.append("")
     lines += [
         "## Requirements",
         "",
@@ -194,6 +207,7 @@ def to_junit(report: ConformanceReport) -> str:
         failures=str(sum(1 for r in rows if r["status"] == "fail")),
         skipped=str(sum(1 for r in rows if r["status"] == "uncovered")),
         time=f"{report.seconds:.3f}",
+        errors=str(len(report.problems)),
     )
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname="vmbspec.requirements", name=row["id"])
@@ -202,6 +216,14 @@ def to_junit(report: ConformanceReport) -> str:
             element.text = "\n\n".join(failures_by_id.get(row["id"], []))
         elif row["status"] == "uncovered":
             ET.SubElement(case, "skipped", message=row["reason"])
+    for number, problem in enumerate(report.problems, start=1):
+        case = ET.SubElement(suite, "testcase", classname="vmbspec.problems",
+                             name=f"problem-{number}")
+        element = ET.SubElement(case, "error", message=f"{problem.kind} in {problem.source}")
+        element.text = problem.message
+    if report.interrupted:
+        case = ET.SubElement(suite, "testcase", classname="vmbspec.run", name="complete")
+        ET.SubElement(case, "error", message="the run was interrupted before it finished")
     return ET.tostring(suite, encoding="unicode")
 
 
@@ -210,13 +232,23 @@ def write_outputs(
     json_path: Path | None = None,
     junit_path: Path | None = None,
     markdown_path: Path | None = None,
-) -> None:
-    if json_path is not None:
-        json_path.write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
-    if junit_path is not None:
-        junit_path.write_text(to_junit(report) + "\n", encoding="utf-8")
-    if markdown_path is not None:
-        markdown_path.write_text(to_markdown(report), encoding="utf-8")
+) -> list[str]:
+    """Write each report asked for, each on its own: a path that cannot be written costs
+    only that report. Returns one line per report that could not be written."""
+    writers: tuple[tuple[Path | None, Callable[[], str]], ...] = (
+        (json_path, lambda: json.dumps(to_json(report), indent=2) + "\n"),
+        (junit_path, lambda: to_junit(report) + "\n"),
+        (markdown_path, lambda: to_markdown(report)),
+    )
+    errors = []
+    for path, render in writers:
+        if path is None:
+            continue
+        try:
+            path.write_text(render(), encoding="utf-8")
+        except OSError as error:
+            errors.append(f"cannot write {path}: {error.strerror or error}")
+    return errors
 
 
 def table(report: ConformanceReport) -> str:

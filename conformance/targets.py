@@ -39,10 +39,11 @@ def _resolve_sim(rest: str) -> tuple[str, TargetFactory]:
 
     bugs = frozenset(b for b in rest.split(",") if b) if rest else frozenset()
     if "help" in bugs or not bugs <= BUGS.keys():
-        listing = "; ".join(f"{name}: {what}" for name, what in BUGS.items())
+        width = max(len(name) for name in BUGS)
+        listing = "\n".join(f"  {name:<{width}}  {what}" for name, what in BUGS.items())
         unknown = sorted(bugs - BUGS.keys() - {"help"})
         prefix = f"unknown simulator bug(s) {', '.join(unknown)}. " if unknown else ""
-        raise UnknownTarget(f"{prefix}Bug switches: {listing}")
+        raise UnknownTarget(f"{prefix}Bug switches (--target sim:BUG[,BUG]):\n{listing}")
     name = "sim" if not bugs else f"sim:{','.join(sorted(bugs))}"
     return name, lambda: SimTarget(bugs=bugs)
 

@@ -30,3 +30,16 @@ def test_an_unknown_target_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--vmb-target", "nosuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--vmb-target: unknown target 'nosuch'*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--vmb-examples", "-1"), ("--vmb-examples", "many"), ("--vmb-seed", "-5")],
+)
+def test_a_bad_count_or_seed_is_a_usage_error(
+    pytester: pytest.Pytester, option: str, value: str
+) -> None:
+    pytester.makepyfile(USER_TEST)
+    result = pytester.runpytest(option, value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{option}*"])
