@@ -8,6 +8,7 @@ same generators (:func:`replay_documents`, :func:`check_replay_document`) for 10
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
 from pathlib import Path
@@ -318,8 +319,9 @@ json_values = st.recursive(
 )
 bad_values = st.one_of(
     json_values,
+    # Copied: a mutation must not change the shared list or build a cycle through it.
     st.sampled_from([BIG, DEEP, -1, 2**32, 2**64, 2**32 - 1, 4095, 4097, 0.5, True, "", "zz",
-                     [], {}, [[0, 1]], {"fill": 1}, {"fill": 256}, "0" * 7]),
+                     [], {}, [[0, 1]], {"fill": 1}, {"fill": 256}, "0" * 7]).map(copy.deepcopy),
 )
 u32s = st.one_of(st.sampled_from([0, 1, 0xFFF, 0x1000, 0xFFFF_F000, 0xFFFF_FFFF]),
                  st.integers(0, 0xFFFF_FFFF))
@@ -409,12 +411,14 @@ def _mutate(document: dict[str, Any], data: st.DataObject) -> None:
         steps[index] = data.draw(bad_values)
     elif kind == "delete" and step:
         step.pop(data.draw(st.sampled_from(sorted(step))), None)
-    elif kind == "mdl" and isinstance(step.get("mdl"), list):
+    elif kind == "mdl" and isinstance(step.get("mdl"), list) and step["mdl"]:
         segment = step["mdl"][data.draw(st.integers(0, len(step["mdl"]) - 1))]
+        if not isinstance(segment, list) or len(segment) != 3:
+            return  # an earlier mutation replaced it
         where = data.draw(st.integers(0, 3))
         if where < 3:
             segment[where] = data.draw(bad_values)
-        elif segment[2]:
+        elif isinstance(segment[2], list) and segment[2]:
             segment[2][data.draw(st.integers(0, len(segment[2]) - 1))] = data.draw(bad_values)
     else:
         step[data.draw(st.sampled_from(FIELDS))] = data.draw(bad_values)
