@@ -11,6 +11,13 @@ accepted send must look like on the wire. The model's moves come from ``spec.lif
 verdicts from ``spec.rules.evaluate_send``: the driver never decides what is correct, it only
 keeps track of where things are, so it can ask the spec.
 
+Before a step touches the target it is checked: its shape and values against the step schema
+(``conformance.steps``), the channel or packet it names against the model, and the lifecycle
+move it asks for against the caller's rules of ``spec.lifecycle`` (open a channel twice, free a
+packet in flight) and READ-A10 (send a packet in flight, only on targets that declare
+``robust-contract-violations``). A step that fails is a :class:`StepError` naming the step: a
+bad replay file or case, never the target's failure.
+
 After every step the driver checks what the target did:
 
 * the status a send returned is one the verdict allows; a rejected call emitted nothing

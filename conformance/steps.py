@@ -39,7 +39,7 @@ wrong``; the driver turns them into ``StepError``, the replay loader into ``Repl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from conformance.inputs import InputError, require_int, require_list, require_str
@@ -181,7 +181,7 @@ def _check_packet_op(step: Mapping[str, Any], where: str) -> None:
 
 
 #: op -> (its fields, the check of their values).
-OPS: dict[str, tuple[frozenset[str], Any]] = {
+OPS: dict[str, tuple[frozenset[str], Callable[[Mapping[str, Any], str], None]]] = {
     "create_channel": (frozenset({"ring_data_size"}), _check_ring_size),
     "open": (frozenset({"channel"}), _check_channel_op),
     "disable": (frozenset({"channel"}), _check_channel_op),
