@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters import native
-from adapters.native import IsolatedTarget, NativeTarget, TargetError
+from adapters.native import IsolatedTarget, NativeTarget, TargetError, protocol
 from adapters.rust.build import build_library, library_path
 from conformance.cli import main
 from conformance.targets import UnknownTarget, resolve_target
@@ -143,8 +142,8 @@ def _framed(payload: bytes) -> bytes:
 def test_a_reply_too_long_or_not_plain_values_is_a_protocol_error(data: bytes) -> None:
     fd = _pipe_with(data)
     try:
-        with pytest.raises(native.ProtocolError):
-            native._read_message(fd, None, native.MAX_REPLY_BYTES)
+        with pytest.raises(protocol.ProtocolError):
+            protocol.read_message(fd, None, protocol.MAX_REPLY_BYTES)
     finally:
         os.close(fd)
 
@@ -152,7 +151,7 @@ def test_a_reply_too_long_or_not_plain_values_is_a_protocol_error(data: bytes) -
 def test_a_plain_reply_is_read() -> None:
     fd = _pipe_with(_framed(pickle.dumps(("ok", [(1, 2, b"x")]))))
     try:
-        assert native._read_message(fd, None, native.MAX_REPLY_BYTES) == (
+        assert protocol.read_message(fd, None, protocol.MAX_REPLY_BYTES) == (
             True, ("ok", [(1, 2, b"x")])
         )
     finally:
@@ -174,20 +173,20 @@ def test_a_plain_reply_is_read() -> None:
     ],
 )
 def test_a_result_of_the_wrong_kind_is_a_protocol_error(method: str, value: object) -> None:
-    with pytest.raises(native.ProtocolError, match=method):
-        native._check_result(method, value)
+    with pytest.raises(protocol.ProtocolError, match=method):
+        protocol.check_result(method, value)
 
 
 @pytest.mark.parametrize(
     "reply", ["ok", ("ok",), ("error", "text"), ("error", ("A", 1)), ("impossible", 3), None]
 )
 def test_a_reply_of_the_wrong_shape_is_a_protocol_error(reply: object) -> None:
-    with pytest.raises(native.ProtocolError, match="wrong shape"):
-        native._unpack_reply(reply)
+    with pytest.raises(protocol.ProtocolError, match="wrong shape"):
+        protocol.unpack_reply(reply)
 
 
 @pytest.mark.parametrize("name", ["UnicodeDecodeError", "SystemExit", "MemoryError", "Nonsense"])
 def test_an_unexpected_worker_exception_becomes_a_target_error(name: str) -> None:
-    rebuilt = native._rebuild_error(name, "what it said")
+    rebuilt = protocol.rebuild_error(name, "what it said")
     assert isinstance(rebuilt, TargetError)
     assert name in str(rebuilt) and "what it said" in str(rebuilt)
