@@ -14,6 +14,15 @@
  * crosses this boundary (it becomes STATUS_UNSUCCESSFUL, NULL or nothing). Handles are opaque
  * tokens that the library never dereferences: a freed packet handle is recognised and refused
  * with STATUS_INVALID_DEVICE_STATE. All functions are thread-safe (one process-wide lock).
+ *
+ * What a caller may rely on, and what the native adapter (adapters/native/) checks of any
+ * library with this ABI, reporting a library that breaks it as a crash naming the function:
+ * on STATUS_SUCCESS *out_length is at most the capacity given, and on STATUS_BUFFER_TOO_SMALL
+ * it is more than the capacity; a packet is at most ring_data_size bytes and a ring copy at
+ * most 4096 + ring_data_size; a handle returned on success is not NULL and not one already
+ * live (a channel not yet destroyed, a packet not yet freed); a completion routine's Length is
+ * at most the longest data the host has completed with. (How often a routine runs is judged by
+ * the conformance suite; the adapter only refuses more than 65536 calls between collections.)
  */
 #ifndef VMBCORE_H
 #define VMBCORE_H
