@@ -226,7 +226,7 @@ class NativeTarget:
                 if needed <= capacity:
                     raise ImpossibleResult(
                         f"{name} returned STATUS_BUFFER_TOO_SMALL with out_length {needed:#x}, "
-                        f"but it was given {capacity:#x} bytes"
+                        f"but it was given {capacity:#x} bytes: an impossible length"
                     )
                 if needed > limit:
                     raise ImpossibleResult(

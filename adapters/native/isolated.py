@@ -38,12 +38,10 @@ _BOOT = (
     "from adapters.native.worker import main; raise SystemExit(main(sys.argv[2]))"
 )
 
-
 #: Seconds one call to an isolated target may take before it counts as a hang.
 DEFAULT_TIMEOUT = 10.0
 #: Seconds a worker may take to start and load its library.
 DEFAULT_START_TIMEOUT = 30.0
-
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -35,6 +35,9 @@ from adapters.native import (
     TargetError,
 )
 from adapters.rust.build import CRATE_DIR, build_library, library_path
+from conformance import run_conformance
+from conformance.cases import load_cases
+from conformance.targets import resolve_target
 
 WAIT = 0x1
 STATUS_SUCCESS = 0
@@ -494,6 +497,23 @@ def test_an_isolated_lie_restarts_the_worker(liar: Liar, control: Control) -> No
         assert target.restarts == 1
         control.clear()
         assert outcome(lambda: scenario(target)) == "ok"
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_the_suite_blames_the_function_not_the_ring_layout(
+    liar: Liar, control: Control, isolate: bool
+) -> None:
+    """Through the whole catalog: a ring copy longer than its buffer is a crash verdict naming
+    vmbcore_channel_ring_bytes in every case, never a failing ring-layout requirement."""
+    _name, factory = resolve_target(f"native:{liar.library}", {"isolate": isolate})
+    control.set("ring_length", 0x14000)
+    report = run_conformance(factory, examples=0, stateful=False)
+    assert report.cases_run == len(load_cases())
+    assert len(report.failures) == report.cases_run
+    for failure in report.failures:
+        assert failure.kind == "crash", failure.message
+        assert "vmbcore_channel_ring_bytes" in failure.message
+        assert "0x14000" in failure.message and "impossible length" in failure.message
 
 
 # ---- the campaign ---------------------------------------------------------------------------
