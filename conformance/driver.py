@@ -221,11 +221,18 @@ def chain_to_json(chain: MdlChain | None) -> Any:
 class Driver:
     """Performs steps on one target, keeping the model and checking each result."""
 
-    def __init__(self, target: Any, profile: Profile, evidence: Evidence | None = None) -> None:
+    def __init__(
+        self,
+        target: Any,
+        profile: Profile,
+        evidence: Evidence | None = None,
+        limits: step_schema.Limits = step_schema.SEQUENCE_LIMITS,
+    ) -> None:
         # Every call on the target is checked at the boundary (conformance.guard), so what the
         # target raised or returned wrongly is told apart from a bug of the suite's own.
         self.target = target if isinstance(target, GuardedTarget) else GuardedTarget(target)
         self.profile = profile
+        self.limits = limits
         self.evidence = evidence if evidence is not None else Evidence()
         self.channels: list[ChannelModel] = []
         self.packets: list[PacketModel] = []
@@ -265,7 +272,7 @@ class Driver:
         """Perform ``step`` on the target and check the result."""
         where = f"step {len(self.log) + 1}"
         try:
-            op = step_schema.check_step(step, where)
+            op = step_schema.check_step(step, where, self.limits)
         except InputError as error:
             raise StepError(str(error)) from error
         handler = _HANDLERS[op]
@@ -293,11 +300,11 @@ class Driver:
     def _create_channel(self, step: Step) -> None:
         size = step["ring_data_size"]
         ring_bytes = sum(c.data_size for c in self.channels) + size
-        if len(self.channels) >= step_schema.MAX_CHANNELS or (
-            ring_bytes > step_schema.MAX_TOTAL_RING_BYTES
+        if len(self.channels) >= self.limits.max_channels or (
+            ring_bytes > self.limits.max_total_ring_bytes
         ):
-            raise StepError(f"more than {step_schema.MAX_CHANNELS} channels or "
-                            f"{step_schema.MAX_TOTAL_RING_BYTES} bytes of rings in one sequence")
+            raise StepError(f"more than {self.limits.max_channels} channels or "
+                            f"{self.limits.max_total_ring_bytes} bytes of rings in one sequence")
         handle = self.target.create_channel(size)
         self.channels.append(ChannelModel(len(self.channels), handle, size))
 

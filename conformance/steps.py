@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from conformance.inputs import InputError, require_int, require_list, require_str
@@ -64,6 +65,23 @@ MAX_INDEX = MAX_STEPS
 
 EXPECTATIONS = ("accepted", "rejected")
 
+
+@dataclass(frozen=True)
+class Limits:
+    """How many channels and packets a sequence may make. A generated or replayed sequence runs
+    on a live target, so its size is bounded (:data:`SEQUENCE_LIMITS`); a recorded trace only
+    replays results, allocates nothing per channel or packet, and may come from a driver that
+    ran for hours (:data:`TRACE_LIMITS`)."""
+
+    max_index: int = MAX_INDEX
+    max_channels: int = MAX_CHANNELS
+    max_total_ring_bytes: int = MAX_TOTAL_RING_BYTES
+
+
+SEQUENCE_LIMITS = Limits()
+TRACE_LIMITS = Limits(max_index=UINT64_MAX, max_channels=UINT64_MAX,
+                      max_total_ring_bytes=UINT64_MAX)
+
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
@@ -72,9 +90,11 @@ def _where(where: str, name: str) -> str:
 
 
 def _index(step: Mapping[str, Any], name: str, where: str) -> int:
+    """A channel or packet index (its bound, from the :class:`Limits`, is checked by
+    :func:`check_step`)."""
     if name not in step:
         raise InputError(f"{_where(where, name)}: missing (a {step['op']!r} step needs it)")
-    return require_int(step[name], _where(where, name), 0, MAX_INDEX)
+    return require_int(step[name], _where(where, name), 0, UINT64_MAX)
 
 
 def _u32(step: Mapping[str, Any], name: str, where: str) -> int:
@@ -198,7 +218,7 @@ OPS: dict[str, tuple[frozenset[str], Callable[[Mapping[str, Any], str], None]]] 
 }
 
 
-def check_step(step: Any, where: str) -> str:
+def check_step(step: Any, where: str, limits: Limits = SEQUENCE_LIMITS) -> str:
     """Check one step's shape and values; its op. ``where`` starts every error message."""
     if not isinstance(step, dict):
         raise InputError(f"{where}: a step is an object, found {type(step).__name__}")
@@ -214,6 +234,9 @@ def check_step(step: Any, where: str) -> str:
             raise InputError(f"{where}: field {shown!r}: not a field of a {op!r} step "
                              f"(fields: {', '.join(sorted(fields))})")
     check(step, where)
+    for name in ("channel", "packet"):
+        if name in step:
+            require_int(step[name], _where(where, name), 0, limits.max_index)
     return op
 
 

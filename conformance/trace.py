@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conformance import steps as step_schema
 from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
 from conformance.suppressions import Suppression, load_suppressions, parse_suppressions
 from conformance.trace_format import (
@@ -255,7 +256,7 @@ class _SessionChecker:
         name = start.data["target"] if start else "trace"
         capabilities = start.data["capabilities"] if start else []
         self.target = TraceTarget(str(name), [str(c) for c in capabilities])
-        self.driver = Driver(self.target, profile, evidence)
+        self.driver = Driver(self.target, profile, evidence, step_schema.TRACE_LIMITS)
         self.capabilities = self.target.capabilities
         self.channels: dict[int, int] = {}
         self.packets: dict[int, int] = {}

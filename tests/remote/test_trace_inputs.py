@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from conformance.inputs import InputError
 from conformance.trace import check_trace, parse_suppressions, parse_trace
 from conformance.trace_format import TraceFormatError
 
@@ -314,3 +315,28 @@ def test_an_unwritable_json_report_is_reported_after_the_verdict(
     assert status == 2
     assert error.startswith(f"vmbspec trace: cannot write the JSON report to {target}: ")
     assert "\n" not in error
+
+
+def test_a_trace_may_make_more_channels_and_packets_than_a_replayed_sequence() -> None:
+    # A real driver's trace can run for hours: the trace checker allocates nothing per
+    # channel or packet, so the bounds that protect a live target from a replay file do
+    # not apply to it.
+    from adapters.sim import SimTarget
+    from conformance import steps
+    from conformance.driver import Driver, StepError
+    from spec.readings import Profile
+
+    far = {"op": "free", "packet": steps.MAX_INDEX + 1}
+    with pytest.raises(InputError, match="packet"):
+        steps.check_step(far, "step 1")
+    assert steps.check_step(far, "step 1", steps.TRACE_LIMITS) == "free"
+
+    create = {"op": "create_channel", "ring_data_size": 4096}
+    trace_driver = Driver(SimTarget(), Profile.default(), limits=steps.TRACE_LIMITS)
+    sequence_driver = Driver(SimTarget(), Profile.default())
+    for _ in range(steps.MAX_CHANNELS):
+        trace_driver.execute(create)
+        sequence_driver.execute(create)
+    trace_driver.execute(create)
+    with pytest.raises(StepError, match="channels"):
+        sequence_driver.execute(create)
