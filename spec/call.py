@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from spec.constants import UINT32_MAX, SendFlags
-from spec.errors import InvalidValue
-from spec.mdl import InvalidType, MdlChain, shown_int
+from spec.errors import InvalidType, InvalidValue
+from spec.mdl import MdlChain, shown_int
 
 
 def _uint32(name: str, value: object) -> int:

@@ -17,6 +17,14 @@ class InvalidValue(SpecError, ValueError):
     """A value given to the spec is out of its documented range (a caller mistake)."""
 
 
+class InvalidType(InvalidValue, TypeError):
+    """A value of the wrong type given to the spec's public constructors (a caller mistake).
+
+    Both an :class:`InvalidValue`, so that every caller mistake is one ``SpecError``, and a
+    ``TypeError``, Python's convention for the wrong type.
+    """
+
+
 class SpecViolation(SpecError):
     """An operation that the documentation does not allow in the current state."""
 

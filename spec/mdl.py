@@ -18,16 +18,7 @@ from dataclasses import dataclass
 
 from spec import arith
 from spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
-from spec.errors import InvalidValue
-
-
-class InvalidType(InvalidValue, TypeError):
-    """A value of the wrong type given to the spec's public constructors (a caller mistake).
-
-    Both an :class:`~spec.errors.InvalidValue`, so that every caller mistake is one
-    ``SpecError``, and a ``TypeError``, Python's convention for the wrong type. (It belongs in
-    ``spec.errors``; it lives here, the lowest module of the constructors that raise it.)
-    """
+from spec.errors import InvalidType, InvalidValue
 
 
 def shown_int(value: int) -> str:

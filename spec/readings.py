@@ -16,8 +16,7 @@ from types import MappingProxyType
 
 from spec.arith import ArithReadings, ForcedBound, ZeroLength
 from spec.catalog import CATALOG
-from spec.errors import InvalidValue
-from spec.mdl import InvalidType
+from spec.errors import InvalidType, InvalidValue
 
 READING_IDS: tuple[str, ...] = tuple(f"A{n}" for n in range(1, 15))
 

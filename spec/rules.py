@@ -39,9 +39,9 @@ from spec.constants import (
     SendFlags,
     status_name,
 )
-from spec.errors import InvalidValue
+from spec.errors import InvalidType, InvalidValue
 from spec.lifecycle import ChannelState, PacketState
-from spec.mdl import InvalidType, MdlChain, shown_int
+from spec.mdl import MdlChain, shown_int
 from spec.readings import Profile
 
 DEFAULT_PROFILE = Profile.default()

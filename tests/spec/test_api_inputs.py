@@ -1,7 +1,7 @@
 """The spec's public constructors and functions, given values of any type.
 
 Whatever a caller passes, the spec either builds the value or raises
-:class:`~spec.errors.InvalidValue` (a ``SpecError``; :class:`~spec.mdl.InvalidType` for a value
+:class:`~spec.errors.InvalidValue` (a ``SpecError``; :class:`~spec.errors.InvalidType` for a value
 of the wrong type, also a ``TypeError``) naming the argument: never an ``AttributeError`` deep
 inside, never a silent verdict on a nonsense value. The campaign at the end feeds arbitrary
 values to each; ``bench/malformed_replay.py`` runs the same generators
