@@ -36,7 +36,7 @@ target on that library loses its state too (its next call raises :class:`TargetC
 Nothing a library returns is trusted. Every length is checked against the capacity the adapter
 gave and the largest ring the ABI allows (64 MiB of data) before a byte is read or allocated;
 every handle against the live ones; every completion-routine call against the bytes the host
-sent and a bound on pending calls. An impossible value raises :class:`ImpossibleResult`, a
+sent and bounds on pending calls and bytes. An impossible value raises :class:`ImpossibleResult`, a
 ``crash`` naming the function (in the worker too, which is then replaced). Bad arguments to
 the constructors and to :func:`resolve` raise TypeError or ValueError at once
 (:mod:`.arguments`). The worker's replies cross as plain values only (no class or function can
@@ -54,6 +54,7 @@ from __future__ import annotations
 from .abi import (
     COMPLETION_ROUTINE,
     DEFAULT_CAPABILITIES,
+    MAX_PENDING_COMPLETION_BYTES,
     MAX_PENDING_COMPLETIONS,
     MAX_RING_BYTES,
     MAX_RING_DATA_SIZE,
@@ -82,6 +83,7 @@ __all__ = [
     "DEFAULT_START_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "MAX_PENDING_COMPLETIONS",
+    "MAX_PENDING_COMPLETION_BYTES",
     "MAX_REPLY_BYTES",
     "MAX_RING_BYTES",
     "MAX_RING_DATA_SIZE",

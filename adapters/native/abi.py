@@ -28,6 +28,9 @@ MAX_RING_BYTES = PAGE_SIZE + MAX_RING_DATA_SIZE
 #: The most completion-routine calls recorded and not yet collected by :meth:`completions`;
 #: a library that calls the routine more often than that is reported, not buffered forever.
 MAX_PENDING_COMPLETIONS = 0x1_0000
+#: The most completion bytes recorded and not yet collected (so that a worker's reply with
+#: them stays far below its bound): as much as the largest ring holds.
+MAX_PENDING_COMPLETION_BYTES = MAX_RING_BYTES
 
 #: What a library with this ABI is assumed to offer (``conformance/target.py`` CAPABILITIES).
 DEFAULT_CAPABILITIES = frozenset({"ring-bytes", "robust-contract-violations"})

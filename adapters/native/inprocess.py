@@ -16,6 +16,7 @@ from typing import Any
 from .abi import (
     COMPLETION_ROUTINE,
     DEFAULT_CAPABILITIES,
+    MAX_PENDING_COMPLETION_BYTES,
     MAX_PENDING_COMPLETIONS,
     MAX_RING_DATA_SIZE,
     PAGE_SIZE,
@@ -57,6 +58,7 @@ class NativeTarget:
         # ``library``: one already loaded with load_library, shared by the worker's targets.
         self._lib = library if library is not None else load_library(self.path)
         self._completions: list[tuple[int, int, bytes]] = []
+        self._pending_bytes = 0
         # Kept alive as long as the target: the library holds a pointer to it.
         self._routine = COMPLETION_ROUTINE(self._on_complete)
         #: Live channels (in creation order) and their ring data sizes.
@@ -94,7 +96,14 @@ class NativeTarget:
                 "between two collections: an impossible count"
             )
             return
+        if self._pending_bytes + length > MAX_PENDING_COMPLETION_BYTES:
+            self._violation = (
+                f"called the completion routine with more than {MAX_PENDING_COMPLETION_BYTES:#x} "
+                "bytes in all between two collections: an impossible count"
+            )
+            return
         data = ctypes.string_at(buffer, length) if buffer and length else b""
+        self._pending_bytes += len(data)
         self._completions.append((handle, status & UINT32_MAX, data))
         self._keepalive.pop(handle, None)
 
@@ -268,6 +277,7 @@ class NativeTarget:
 
     def completions(self) -> list[tuple[int, int, bytes]]:
         calls, self._completions = self._completions, []
+        self._pending_bytes = 0
         return calls
 
     def ring_bytes(self, channel: int) -> bytes:

@@ -478,6 +478,27 @@ def test_a_routine_called_without_end_is_a_crash(control: Control, liar: Liar) -
         target.close()
 
 
+def test_completions_past_the_pending_byte_bound_are_a_crash(
+    make: Factory, control: Control
+) -> None:
+    target = make()
+    channel = target.create_channel(0x40000)
+    target.open_channel(channel)
+    packet = target.allocate_packet(channel)
+    assert packet is not None
+    assert target.send_with_external_mdl(packet, None, 0, None, 0, 0, WAIT) == 0
+    raw = target.host_take_packet(channel)
+    assert raw is not None
+    # 0x411 calls of 64 KiB each: just past the bound of 64 MiB + 4 KiB.
+    control.set("completion_length", 0x10000)
+    control.set("completion_repeat", 0x410)
+    transaction_id = int.from_bytes(raw[8:16], "little")
+    detail = _impossible(
+        target, lambda: target.host_complete(channel, transaction_id, 0, bytes(0x10000))
+    )
+    assert "vmbcore_host_complete" in detail and "bytes in all" in detail
+
+
 def test_a_failing_status_is_a_target_error_not_a_crash(make: Factory, control: Control) -> None:
     target = make()
     control.set("open_status", 0xC000_0001)
