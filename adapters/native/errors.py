@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: The most calls an isolated target keeps for its crash report (the most recent ones).
+MAX_KEPT_CALLS = 1000
+
 
 class TargetError(RuntimeError):
     """A harness call failed in a way the target interface has no result for."""
@@ -15,10 +18,11 @@ class TargetError(RuntimeError):
 class TargetCrashed(Exception):
     """The target died (``kind == "crash"``) or did not answer in time (``kind == "hang"``).
 
-    ``calls`` lists the calls made on an isolated target since its worker last started, the
-    fatal one last, as ``(method, args)`` (empty in process); ``stderr`` is the end of what the
-    worker wrote there (a Rust panic message, say); the target's state is lost. The suite's
-    runner reads ``kind`` and gives the verdict of that name.
+    ``calls`` lists the calls made on an isolated target since its worker last started (the
+    last :data:`MAX_KEPT_CALLS` of them), the fatal one last, as ``(method, args)`` (empty in
+    process), and ``total`` counts them all; ``stderr`` is the end of what the worker wrote
+    there (a Rust panic message, say); the target's state is lost. The suite's runner reads
+    ``kind`` and gives the verdict of that name.
     """
 
     def __init__(
@@ -27,19 +31,21 @@ class TargetCrashed(Exception):
         detail: str,
         calls: list[tuple[str, tuple[Any, ...]]],
         stderr: str = "",
+        total: int | None = None,
     ) -> None:
         super().__init__(kind, detail, calls)
         self.kind = kind
         self.detail = detail
         self.calls = calls
         self.stderr = stderr
+        self.total = len(calls) if total is None else max(total, len(calls))
 
     def __str__(self) -> str:
         said = f"; the worker's stderr ends: {self.stderr}" if self.stderr else ""
         if not self.calls:
             return f"{self.kind}: {self.detail}{said}"
         last = f"; last call {show_call(self.calls[-1])}"
-        return f"{self.kind}: {self.detail} after {len(self.calls)} call(s){last}{said}"
+        return f"{self.kind}: {self.detail} after {self.total} call(s){last}{said}"
 
 
 class ImpossibleResult(TargetCrashed):
@@ -53,8 +59,9 @@ class ImpossibleResult(TargetCrashed):
         detail: str,
         calls: list[tuple[str, tuple[Any, ...]]] | None = None,
         stderr: str = "",
+        total: int | None = None,
     ) -> None:
-        super().__init__("crash", detail, [] if calls is None else calls, stderr)
+        super().__init__("crash", detail, [] if calls is None else calls, stderr, total)
 
 
 def show_value(value: Any) -> str:

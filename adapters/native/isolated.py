@@ -13,12 +13,13 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
 from .abi import DEFAULT_CAPABILITIES, MdlChainArg
 from .arguments import check_capabilities, check_name, check_path, check_seconds
-from .errors import ImpossibleResult, TargetCrashed, TargetError
+from .errors import MAX_KEPT_CALLS, ImpossibleResult, TargetCrashed, TargetError
 from .protocol import (
     MAX_ERROR_TEXT,
     MAX_REPLY_BYTES,
@@ -238,44 +239,53 @@ class IsolatedTarget:
         )
         self._id: int | None = None
         self._generation = 0
-        self._calls: list[tuple[str, tuple[Any, ...]]] = []
+        #: The calls since the worker started (the last MAX_KEPT_CALLS), and how many in all.
+        self._calls: deque[tuple[str, tuple[Any, ...]]] = deque(maxlen=MAX_KEPT_CALLS)
+        self._call_count = 0
         #: How many times a crash or hang of this target stopped its worker.
         self.restarts = 0
 
     def _lost(self, kind: str, what: str | None) -> TargetCrashed:
         """Stops the worker after a crash or hang of this target; the exception to raise."""
-        calls = self._calls
         detail = self._worker.stop()
         self._id = None
         self.restarts += 1
         message = detail if what is None else f"{what} ({detail})"
-        return TargetCrashed(kind, message, calls, self._worker.last_stderr)
+        return TargetCrashed(
+            kind, message, list(self._calls), self._worker.last_stderr, self._call_count
+        )
 
     def _impossible(self, detail: str) -> ImpossibleResult:
         """Stops the worker after its library returned something impossible (its memory may
         be corrupt, so nothing more is asked of it); the exception to raise."""
-        calls = self._calls
         self._worker.stop()
         self._id = None
         self.restarts += 1
-        return ImpossibleResult(detail, calls, self._worker.last_stderr)
+        return ImpossibleResult(
+            detail, list(self._calls), self._worker.last_stderr, self._call_count
+        )
 
     def _call(self, method: str, *args: Any) -> Any:
         worker = self._worker
         if self._id is not None and worker.generation != self._generation:
             # Another target on the shared worker crashed or hung it: our handles went too.
-            calls, self._calls, self._id = self._calls, [], None
+            calls, total, self._id = list(self._calls), self._call_count, None
+            self._calls.clear()
+            self._call_count = 0
             raise TargetCrashed(
                 "crash",
                 "the shared worker was restarted after another target on it crashed or hung; "
                 "this target's state is lost",
                 calls,
+                total=total,
             )
         if self._id is None:
             self._id = worker.new_id()
             self._generation = worker.generation
-            self._calls = []
+            self._calls.clear()
+            self._call_count = 0
         self._calls.append((method, args))
+        self._call_count += 1
         try:
             ok, reply = worker.request((self._id, method, args), self.timeout)
             if not ok:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from adapters.native import IsolatedTarget, TargetCrashed, TargetError
+from adapters.native.errors import MAX_KEPT_CALLS
 from adapters.rust.build import CRATE_DIR
 
 HEADER_DIR = CRATE_DIR / "include"
@@ -142,6 +143,20 @@ def test_a_segfault_is_reported_as_a_crash_with_the_calls(crashing_library: Path
         assert _send(target, 0) == 0
         assert target.restarts == 1
         assert target.ring_bytes(target.create_channel(4096)) == bytes(4)
+
+
+def test_a_crash_report_keeps_the_last_calls_and_counts_them_all(crashing_library: Path) -> None:
+    with IsolatedTarget(crashing_library, timeout=10) as target:
+        calls = MAX_KEPT_CALLS + 5
+        for _ in range(calls - 3):
+            target.completions()
+        with pytest.raises(TargetCrashed) as caught:
+            _send(target, CRASH_OFFSET)  # create, allocate, send
+        crashed = caught.value
+        assert len(crashed.calls) == MAX_KEPT_CALLS
+        assert crashed.total == calls
+        assert f"after {calls} call(s)" in str(crashed)
+        assert crashed.calls[-1][0] == "send_with_external_mdl"
 
 
 def test_an_abort_is_reported_as_a_crash(crashing_library: Path) -> None:
