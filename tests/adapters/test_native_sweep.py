@@ -1,0 +1,330 @@
+"""The sweep runner (``adapters/native/sweep.py`` over ``vmbsweep_run`` of the Rust core):
+
+- on the Rust core its results equal the in-process native adapter's for the same calls
+  (statuses, packet bytes, completion-routine calls), on a seeded sample of shapes around the
+  page, chain and u32 bounds, with guard pages on and no fault;
+- a library that reads one PFN past an MDL's array, or one byte past the buffer, is caught by
+  the guard page: a ``crash`` naming the shape, the MDL (or the buffer) and the side, and the
+  shapes after it still run;
+- a library that lies about a packet's length is reported for that shape, not followed;
+- a library that hangs on one shape is a ``hang`` naming it.
+
+The misbehaving libraries are shims built here with gcc (as in test_native_suite.py): they
+forward every function to the real Rust core and misbehave only when MdlOffset is
+``TRIGGER``, which no other shape here uses.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters.native import LibraryError, NativeTarget
+from adapters.native import sweep as native_sweep
+from adapters.native.sweep import Shape, ShapeFault, SweepFault, run_shapes, sweep_shapes
+from adapters.rust.build import CRATE_DIR, build_library, library_path
+
+RING = 0x1_0000
+TRIGGER = 0x321
+SEED = 20261130
+
+SHIM = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "vmbcore.h"
+
+static void *core;
+static int lie_next_take;
+
+static void *real(const char *name)
+{
+    if (core == NULL) {
+        core = dlopen(CORE_PATH, RTLD_NOW | RTLD_LOCAL);
+        if (core == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
+    }
+    void *function = dlsym(core, name);
+    if (function == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
+    return function;
+}
+
+#define REAL(name) ((__typeof__(&name))real(#name))
+
+VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { return REAL(VmbPacketAllocate)(Channel); }
+void VmbPacketFree(VMBPACKET Packet) { REAL(VmbPacketFree)(Packet); }
+void VmbPacketSetCompletionRoutine(VMBPACKET Packet, PFN_VMB_PACKET_COMPLETION_ROUTINE Routine)
+{ REAL(VmbPacketSetCompletionRoutine)(Packet, Routine); }
+
+NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint32_t BufferLength,
+                                      MDL *ExternalDataMdl, uint32_t MdlOffset,
+                                      uint32_t MdlLength, uint32_t Flags)
+{
+    if (MdlOffset == TRIGGER) {
+#ifdef PFN_OVERREAD
+        /* Reads one PFN past the array of the last MDL, as a prefetch would; emits nothing. */
+        MDL *last = ExternalDataMdl;
+        while (last != NULL && last->Next != NULL) last = last->Next;
+        if (last != NULL) {
+            uint64_t span = ((last->ByteOffset & 0xFFF) + (uint64_t)last->ByteCount + 0xFFF) >> 12;
+            volatile uint64_t pfn = MmGetMdlPfnArray(last)[span];
+            (void)pfn;
+        }
+#endif
+#ifdef BUFFER_OVERREAD
+        volatile uint8_t byte = ((const uint8_t *)Buffer)[BufferLength];
+        (void)byte;
+#endif
+#ifdef LYING_LENGTH
+        lie_next_take = 1;
+#endif
+#ifdef HANG
+        volatile int spin = 1; while (spin) { }
+#endif
+    }
+    return REAL(VmbPacketSendWithExternalMdl)(PacketObject, Buffer, BufferLength,
+                                              ExternalDataMdl, MdlOffset, MdlLength, Flags);
+}
+
+NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
+{ return REAL(vmbcore_channel_create)(size, out); }
+NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { return REAL(vmbcore_channel_open)(c); }
+NTSTATUS vmbcore_channel_disable(VMBCHANNEL c) { return REAL(vmbcore_channel_disable)(c); }
+void vmbcore_channel_destroy(VMBCHANNEL c) { REAL(vmbcore_channel_destroy)(c); }
+NTSTATUS vmbcore_host_take_packet(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
+{
+    NTSTATUS status = REAL(vmbcore_host_take_packet)(c, out, cap, len);
+    if (lie_next_take) {
+        lie_next_take = 0;
+        *len = cap + 8; /* more than it was given */
+        return STATUS_SUCCESS;
+    }
+    return status;
+}
+NTSTATUS vmbcore_host_complete(VMBCHANNEL c, uint64_t t, NTSTATUS s, const uint8_t *d, uint32_t n)
+{ return REAL(vmbcore_host_complete)(c, t, s, d, n); }
+NTSTATUS vmbcore_channel_ring_bytes(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
+{ return REAL(vmbcore_channel_ring_bytes)(c, out, cap, len); }
+"""
+
+
+@pytest.fixture(scope="module")
+def core() -> str:
+    try:
+        return str(library_path())
+    except FileNotFoundError:
+        if shutil.which("cargo") is None:
+            pytest.skip("the Rust core is not built and cargo is not installed")
+        return str(build_library())
+
+
+@pytest.fixture(scope="module")
+def shims(core: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    folder = tmp_path_factory.mktemp("sweep-shims")
+    source = folder / "shim.c"
+    source.write_text(SHIM)
+    built = {}
+    for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG"):
+        library = folder / f"libshim_{variant.lower()}.so"
+        subprocess.run(
+            [
+                "gcc", "-std=gnu11", "-O0", "-Wall", "-Werror", "-shared", "-fPIC",
+                f"-D{variant}", f"-DTRIGGER={TRIGGER}",
+                f"-DCORE_PATH={json.dumps(str(Path(core).resolve()))}",
+                f"-I{CRATE_DIR / 'include'}", str(source), "-o", str(library), "-ldl",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        built[variant] = str(library)
+    return built
+
+
+def sample_shapes(count: int, seed: int = SEED) -> list[Shape]:
+    """Seeded shapes around the bounds: ByteOffset in the boundary classes, ByteCount around
+    page multiples (and the u32 end), MdlOffset/MdlLength around the chain's total and 0,
+    flags over the documented three and one bit outside, NULL MDL and NULL buffer."""
+    rng = random.Random(seed)
+    offsets = (0, 1, 8, 0x7FF, 0xFF8, 0xFFF)
+    shapes: list[Shape] = []
+    for _ in range(count):
+        chain = []
+        for _ in range(rng.choice((0, 1, 1, 2, 3))):
+            byte_offset = rng.choice(offsets)
+            pages = rng.choice((0, 1, 2, 3))
+            byte_count = max(0, pages * 0x1000 + rng.choice((-1, 0, 1, 0x10)))
+            if rng.random() < 0.03:
+                byte_count = rng.choice((0xFFFF_FFFF, 0xFFFF_F000))
+            span = ((byte_offset & 0xFFF) + byte_count + 0xFFF) >> 12
+            given = min(span, 4) + rng.choice((0, 0, 1))
+            pfns = tuple(rng.randrange(1, 1 << 40) for _ in range(given))
+            chain.append((byte_offset, byte_count, pfns))
+        total = sum(bc for _, bc, _ in chain)
+        bounds = (0, 1, total, max(total - 1, 0), total + 1, 0x1000, 0xFFFF_FFFF)
+        mdl_offset = rng.choice(bounds) & 0xFFFF_FFFF
+        mdl_length = rng.choice(bounds) & 0xFFFF_FFFF
+        flags = rng.randrange(8) | (0x8 if rng.random() < 0.1 else 0)
+        buffer = None if rng.random() < 0.2 else rng.randbytes(rng.choice((0, 1, 8, 13, 64)))
+        buffer_length = len(buffer) if buffer is not None else rng.choice((0, 8))
+        mdl = tuple(chain) if chain or rng.random() < 0.5 else None
+        shapes.append((mdl, mdl_offset, mdl_length, flags, buffer, buffer_length))
+    return shapes
+
+
+def in_process(core: str, shapes: list[Shape]) -> Iterator[tuple[int, bytes | None, int]]:
+    """The same calls through the in-process native adapter: a fresh channel and packet each."""
+    target = NativeTarget(core, name="rust")
+    try:
+        for mdl, mdl_offset, mdl_length, flags, buffer, buffer_length in shapes:
+            channel = target.create_channel(RING)
+            target.open_channel(channel)
+            packet = target.allocate_packet(channel)
+            assert packet is not None
+            status = target.send_with_external_mdl(
+                packet, None if buffer is None else bytearray(buffer), buffer_length,
+                mdl, mdl_offset, mdl_length, flags,
+            )
+            calls = len(target.completions())
+            yield status, target.host_take_packet(channel), calls
+            target.free_packet(packet)
+    finally:
+        target.close()
+
+
+def test_results_equal_the_in_process_adapter_on_the_rust_core(core: str) -> None:
+    shapes = sample_shapes(400)
+    results = run_shapes(core, RING, shapes)
+    expected = list(in_process(core, shapes))
+    assert len(results) == len(shapes)
+    for index, (got, want) in enumerate(zip(results, expected, strict=True)):
+        assert got == want, (index, shapes[index])
+    # The sample is not degenerate: accepted and rejected calls, packets of both types.
+    statuses = {status for status, _, _ in results}
+    assert 0 in statuses and 0xC000_000D in statuses
+    types = {packet[0] for _, packet, _ in results if packet is not None}
+    assert types == {6, 9}
+
+
+def test_a_pfn_read_past_the_array_is_a_crash_naming_the_shape(shims: dict[str, str]) -> None:
+    shapes = sample_shapes(30, seed=1)
+    chain = ((0x8, 0x1FF8, (11, 12)), (0xFFF, 0x1001, (13, 14)))  # spans 2 and 2
+    shapes.insert(17, (chain, TRIGGER, 0x10, 1, b"abcdefgh", 8))
+    outcomes = sweep_shapes(shims["PFN_OVERREAD"], RING, shapes)
+    assert len(outcomes) == len(shapes)
+    faults = [o for o in outcomes if isinstance(o, ShapeFault)]
+    assert [f.index for f in faults] == [17]
+    fault = faults[0]
+    assert fault.kind == "crash"
+    assert fault.guard == ("mdl", 1, "after")
+    assert "outside the MDLs and buffer" in fault.detail
+    assert "after MDL 1's PFN array" in fault.detail
+    # run_shapes stops there, with the results before it.
+    with pytest.raises(SweepFault) as caught:
+        run_shapes(shims["PFN_OVERREAD"], RING, shapes)
+    assert caught.value.fault.index == 17
+    assert caught.value.results == outcomes[:17]
+
+
+def test_a_byte_read_past_the_buffer_is_a_crash_naming_the_shape(
+    shims: dict[str, str],
+) -> None:
+    shapes = [
+        (None, 0, 0, 1, b"x" * 13, 13),
+        (None, TRIGGER, 0, 1, b"y" * 13, 13),
+        (None, TRIGGER, 0, 1, b"z" * 64, 5),  # the guard follows BufferLength, not the bytes
+        (None, 0, 0, 1, b"w" * 8, 8),
+    ]
+    outcomes = sweep_shapes(shims["BUFFER_OVERREAD"], RING, shapes)
+    assert [type(o) is ShapeFault for o in outcomes] == [False, True, True, False]
+    for fault in outcomes[1:3]:
+        assert isinstance(fault, ShapeFault)
+        assert fault.guard == ("buffer", 0, "after")
+        assert "after the buffer's BufferLength bytes" in fault.detail
+
+
+def test_the_rust_core_never_touches_a_guard_page(core: str) -> None:
+    """Shapes whose every byte sits against a guard: a buffer of every length up to 16,
+    MDLs whose PFN arrays have exactly the span, the largest MDLs, the FORCE flag."""
+    shapes: list[Shape] = []
+    for length in range(17):
+        shapes.append((None, 0, 0, 1, bytes(range(length)), length))
+    for byte_offset in (0, 1, 0x7FF, 0xFF8, 0xFFF):
+        for byte_count in (0, 1, 0xFFF, 0x1000, 0x1001, 0x3000, 0xFFFF_FFFF):
+            span = ((byte_offset & 0xFFF) + byte_count + 0xFFF) >> 12
+            pfns = tuple(range(1, min(span, 8) + 1))
+            chain = ((byte_offset, byte_count, pfns), (0, 0x1000, (99,)))
+            for mdl_offset, mdl_length, flags in (
+                (0, byte_count, 1), (0, 0, 3), (byte_count, 0x1000, 1), (0, 0xFFFF_FFFF, 3),
+            ):
+                shapes.append((chain, mdl_offset, mdl_length, flags, b"", 0))
+    outcomes = sweep_shapes(core, RING, shapes)
+    assert not [o for o in outcomes if isinstance(o, ShapeFault)]
+    assert outcomes == list(in_process(core, shapes))
+
+
+def test_a_lying_length_is_reported_not_followed(shims: dict[str, str]) -> None:
+    shapes = [
+        (None, 0, 0, 1, b"12345678", 8),
+        (None, TRIGGER, 0, 1, b"12345678", 8),
+        (None, 0, 0, 1, b"abcdefgh", 8),
+    ]
+    outcomes = sweep_shapes(shims["LYING_LENGTH"], RING, shapes)
+    fault = outcomes[1]
+    assert isinstance(fault, ShapeFault)
+    assert fault.kind == "crash"
+    assert f"out_length {RING + 8:#x}" in fault.detail and "not followed" in fault.detail
+    good = outcomes[2]
+    assert not isinstance(good, ShapeFault)
+    assert good[1] is not None and good[1].endswith(b"abcdefgh")
+
+
+def test_a_hang_is_named_and_the_rest_runs(shims: dict[str, str]) -> None:
+    shapes = [(None, 0, 0, 1, b"a", 1), (None, TRIGGER, 0, 1, b"b", 1), (None, 0, 0, 1, b"c", 1)]
+    outcomes = sweep_shapes(shims["HANG"], RING, shapes, timeout=0.5)
+    assert isinstance(outcomes[1], ShapeFault) and outcomes[1].kind == "hang"
+    assert not isinstance(outcomes[0], ShapeFault) and not isinstance(outcomes[2], ShapeFault)
+
+
+def test_results_do_not_depend_on_how_the_batch_is_cut(
+    core: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A results file too small for the batch: the runner stops, a new child goes on."""
+    shapes = sample_shapes(200, seed=2)
+    whole = run_shapes(core, 0x1000, shapes)
+    monkeypatch.setattr(native_sweep, "MAX_RESULTS_BYTES", 600)
+    stats = native_sweep.SweepStats()
+    assert sweep_shapes(core, 0x1000, shapes, stats=stats) == whole
+    assert stats.children > 1
+
+
+def test_bad_shapes_and_libraries_are_refused_before_anything_runs(
+    core: str, tmp_path: Path
+) -> None:
+    for shape, message in (
+        ((None, 0, 0, 1, b"ab", 3), "BufferLength 3 exceeds"),
+        ((None, -1, 0, 1, None, 0), "MdlOffset"),
+        ((None, 0, 0, 1 << 32, None, 0), "Flags"),
+        ((((0, 0, (1 << 64,)),), 0, 0, 1, None, 0), "PFN"),
+        (((0, 0),), "6-tuple"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            run_shapes(core, RING, [(None, 0, 0, 1, None, 0), shape])
+    with pytest.raises(LibraryError):
+        run_shapes(str(tmp_path / "missing.so"), RING, [])
+    text = tmp_path / "not-a-library.so"
+    text.write_text("no ELF here")
+    with pytest.raises(LibraryError, match="cannot load"):
+        run_shapes(str(text), RING, [(None, 0, 0, 1, None, 0)])
+
+
+def test_an_invalid_ring_size_is_an_error_per_shape(core: str) -> None:
+    outcomes = sweep_shapes(core, 0x1001, [(None, 0, 0, 1, None, 0)])
+    assert isinstance(outcomes[0], ShapeFault) and outcomes[0].kind == "error"
+    assert "vmbcore_channel_create failed" in outcomes[0].detail
