@@ -1,0 +1,140 @@
+"""``vmbspec sweep``: every single call of a bounded lattice on a target, checked by the spec.
+
+Exit statuses as ``vmbspec check``: 0 every shape conformed, 1 a shape did not (the failures
+are grouped by requirement and saved as replay files), 2 a usage error, 3 an internal error of
+vmbspec, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from conformance.cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    count,
+    output_file,
+    output_folder,
+    profile_argument,
+    save_traceback,
+    seconds,
+)
+from conformance.guard import TargetInterfaceError, check_interface
+from conformance.sweep import report
+from conformance.sweep.lattice import MAX_CHAINS, LatticeSpec
+from conformance.sweep.run import Progress, SweepResult, sweep
+from conformance.targets import UnknownTarget, resolve_target
+
+_REPLAY_NAME = re.compile(r"vmbspec-sweep-failure-[0-9]+\.json")
+
+
+def _remove_stale_replays(folder: Path) -> None:
+    for path in folder.glob("vmbspec-sweep-failure-*.json"):
+        if _REPLAY_NAME.fullmatch(path.name):
+            try:
+                with path.open("rb") as stream:
+                    if b'"vmbspec_replay"' in stream.read(64):
+                        path.unlink()
+            except OSError:
+                continue
+
+
+def _probe(factory: Any) -> None:
+    """A target of the factory has the methods of the target interface (else exit 2)."""
+    target = factory()
+    try:
+        check_interface(target)
+    except TargetInterfaceError as error:
+        raise UsageError(str(error)) from error
+    finally:
+        close = getattr(target, "close", None)
+        if callable(close):
+            close()
+
+
+def _status(result: SweepResult, write_errors: list[str]) -> int:
+    if result.failures:
+        return EXIT_FAILED
+    if result.problems:
+        return EXIT_INTERNAL
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    if write_errors:
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    try:
+        name, factory = resolve_target(args.target, {"isolate": args.isolate,
+                                                     "timeout": args.timeout})
+    except UnknownTarget as error:
+        raise UsageError(str(error)) from error
+    _probe(factory)
+    lattice = LatticeSpec.quick(args.chains) if args.quick else LatticeSpec(args.chains)
+    if not args.quiet:
+        print(f"sweep: {lattice.describe()} on {name}", file=sys.stderr)
+    _remove_stale_replays(args.replay_dir)
+    result = sweep(args.target, factory, args.profile, lattice, Progress(args.quiet),
+                   use_native=not args.per_shape, max_failures=args.max_failures)
+    if result.interrupted:
+        print("\ninterrupted: writing the reports of what ran so far", file=sys.stderr)
+    errors = report.save_replays(result, args.replay_dir)
+    errors += report.write_outputs(result, args.json, args.report)
+    for problem in result.problems:
+        path = save_traceback(problem.details or problem.message)
+        where = f"; the traceback is in {path}" if path else ""
+        print(f"vmbspec sweep: internal error (a bug of vmbspec, not a failure of the "
+              f"target): {problem.message}{where}", file=sys.stderr)
+    for line in errors:
+        print(f"vmbspec sweep: {line}", file=sys.stderr)
+    print(report.to_text(result))
+    return _status(result, [e for e in errors if e.startswith("cannot write")])
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        help="run every single call of a bounded lattice on a target",
+        description="Run every shape of a bounded lattice of single calls (each on a fresh "
+        "idle packet of an open channel) on a target and check each against the spec like a "
+        "send of the stateful run. Exit 1 if a shape does not conform.",
+    )
+    parser.add_argument("--target", default="sim",
+                        help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
+                        "remote:stdio:COMMAND, remote:tcp://HOST:PORT")
+    parser.add_argument("--chains", type=count(1, MAX_CHAINS), default=1,
+                        help=f"the longest MDL chain of the lattice, 1 to {MAX_CHAINS} "
+                        "(default 1)")
+    profile_argument(parser)
+    parser.add_argument("--quick", action="store_true",
+                        help="the reduced lattice: ByteOffset 0 and 0xFFF, ByteCount around 0 "
+                        "and 1 page (the report says it is reduced)")
+    parser.add_argument("--max-failures", type=count(1, 10**9), default=None, metavar="N",
+                        help="stop after N failing shapes (default: run every shape)")
+    parser.add_argument("--per-shape", action="store_true",
+                        help="run shape by shape through the target interface even where a "
+                        "native batch runner exists")
+    parser.add_argument("--json", metavar="FILE", type=output_file,
+                        help="write the machine-readable report")
+    parser.add_argument("--report", metavar="FILE.md", type=output_file,
+                        help="write the Markdown report")
+    parser.add_argument("--replay-dir", default=Path("."), type=output_folder, metavar="DIR",
+                        help="where replay files of failing shapes are saved (default: here)")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    isolate = parser.add_mutually_exclusive_group()
+    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,
+                         help="run a native target in a worker process")
+    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
+                         help="load a native target into this process")
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                        help="how long one call to an isolated or remote target may take")
+    parser.set_defaults(func=run_sweep)
