@@ -180,42 +180,70 @@ def _uint(value: Any, limit: int, what: str) -> int:
     return value
 
 
-def encode_shape(shape: Shape) -> bytes:
+def encode_shape(shape: Shape, chains: dict[Any, bytes] | None = None) -> bytes:
     """One shape in the runner's encoding (vmbsweep.h). ValueError names what is wrong: a
     shape that is not a 6-tuple, an integer out of range, a BufferLength longer than the
-    buffer, more than :data:`MAX_SHAPE_MDLS` MDLs."""
+    buffer, more than :data:`MAX_SHAPE_MDLS` MDLs. ``chains``, if given, caches the encoded
+    MDL chains (a sweep sends the same chain with many offsets, lengths and flags)."""
     if not isinstance(shape, tuple) or len(shape) != 6:
         raise ValueError(f"a shape is a 6-tuple, not {shape!r:.200}")
     mdl, mdl_offset, mdl_length, flags, buffer, buffer_length = shape
-    _uint(mdl_offset, UINT32_MAX, "MdlOffset")
-    _uint(mdl_length, UINT32_MAX, "MdlLength")
-    _uint(flags, UINT32_MAX, "Flags")
-    _uint(buffer_length, UINT32_MAX, "BufferLength")
+    for value in (mdl_offset, mdl_length, flags, buffer_length):
+        if type(value) is not int or not 0 <= value <= UINT32_MAX:
+            _uint(mdl_offset, UINT32_MAX, "MdlOffset")
+            _uint(mdl_length, UINT32_MAX, "MdlLength")
+            _uint(flags, UINT32_MAX, "Flags")
+            _uint(buffer_length, UINT32_MAX, "BufferLength")
+    encoded_chain = None
+    if chains is not None and type(mdl) is tuple:
+        with contextlib.suppress(TypeError):  # an unhashable chain is encoded afresh
+            encoded_chain = chains.get(mdl)
+    if encoded_chain is None:
+        encoded_chain = _encode_chain(mdl)
+        if chains is not None and type(mdl) is tuple and len(chains) < _MAX_CACHED_CHAINS:
+            with contextlib.suppress(TypeError):
+                chains[mdl] = encoded_chain
+    count = len(mdl) if mdl is not None else 0
+    if buffer is None:
+        head = _SHAPE_HEAD.pack(count, mdl_offset, mdl_length, flags, 0, buffer_length)
+        return head + encoded_chain
+    if not isinstance(buffer, bytes | bytearray | memoryview):
+        raise ValueError(f"the buffer must be bytes or None, not {type(buffer).__name__}")
+    data = bytes(buffer)
+    if buffer_length > len(data):
+        raise ValueError(f"BufferLength {buffer_length} exceeds the {len(data)}-byte buffer")
+    head = _SHAPE_HEAD.pack(count, mdl_offset, mdl_length, flags, 1, buffer_length)
+    return head + data[:buffer_length] + encoded_chain
+
+
+#: The most distinct MDL chains :func:`sweep_shapes` keeps encoded.
+_MAX_CACHED_CHAINS = 1 << 16
+
+
+def _encode_chain(mdl: Any) -> bytes:
+    """The MDL part of a shape's encoding (empty for a NULL MDL)."""
     chain = () if mdl is None else tuple(mdl)
     if len(chain) > MAX_SHAPE_MDLS:
         raise ValueError(f"{len(chain)} MDLs, more than the runner's {MAX_SHAPE_MDLS}")
     parts: list[bytes] = []
-    if buffer is None:
-        parts.append(_SHAPE_HEAD.pack(len(chain), mdl_offset, mdl_length, flags, 0, buffer_length))
-    else:
-        if not isinstance(buffer, bytes | bytearray | memoryview):
-            raise ValueError(f"the buffer must be bytes or None, not {type(buffer).__name__}")
-        data = bytes(buffer)
-        if buffer_length > len(data):
-            raise ValueError(f"BufferLength {buffer_length} exceeds the {len(data)}-byte buffer")
-        parts.append(_SHAPE_HEAD.pack(len(chain), mdl_offset, mdl_length, flags, 1, buffer_length))
-        parts.append(data[:buffer_length])
     for entry in chain:
         if not isinstance(entry, tuple | list) or len(entry) != 3:
             raise ValueError(f"an MDL is (byte_offset, byte_count, pfns), not {entry!r:.200}")
         byte_offset, byte_count, pfns = entry
-        _uint(byte_offset, UINT32_MAX, "ByteOffset")
-        _uint(byte_count, UINT32_MAX, "ByteCount")
-        pfn_list = [_uint(p, UINT64_MAX, "a PFN") for p in pfns]
+        pfn_list = list(pfns)
         if len(pfn_list) > 0x20_0000:
             raise ValueError(f"{len(pfn_list)} PFNs in one MDL, more than 0x200000")
-        parts.append(_MDL_HEAD.pack(byte_offset, byte_count, len(pfn_list)))
-        parts.append(struct.pack(f"<{len(pfn_list)}Q", *pfn_list))
+        try:  # struct refuses negative, too large and non-integer values...
+            parts.append(_MDL_HEAD.pack(byte_offset, byte_count, len(pfn_list)))
+            parts.append(struct.pack(f"<{len(pfn_list)}Q", *pfn_list))
+            valid = not any(type(v) is bool for v in (byte_offset, byte_count, *pfn_list))
+        except struct.error:
+            valid = False
+        if not valid:  # ...and this says which, and refuses bools too
+            _uint(byte_offset, UINT32_MAX, "ByteOffset")
+            _uint(byte_count, UINT32_MAX, "ByteCount")
+            for p in pfn_list:
+                _uint(p, UINT64_MAX, "a PFN")
     return b"".join(parts)
 
 
@@ -456,9 +484,10 @@ def sweep_shapes(
     library = os.path.abspath(os.fspath(library_path))
     runner = rust_library_path()
     encoded = []
+    chains: dict[Any, bytes] = {}
     for index, shape in enumerate(shapes):
         try:
-            encoded.append(encode_shape(shape))
+            encoded.append(encode_shape(shape, chains))
         except ValueError as error:
             raise ValueError(f"shape {index}: {error}") from None
     stats = stats if stats is not None else SweepStats()
