@@ -89,6 +89,8 @@ DEFAULT_TIMEOUT = 10.0
 START_TIMEOUT = 30.0
 #: The largest results file one child writes into (sparse: only what is written costs).
 MAX_RESULTS_BYTES = 1 << 30
+#: shapes_done before the runner starts (it writes 0 once the library is loaded).
+_NOT_STARTED = UINT64_MAX
 
 _SHAPE_HEAD = struct.Struct("<6I")
 _MDL_HEAD = struct.Struct("<3I")
@@ -378,6 +380,8 @@ def _run_child(
     with open(results_path, "w+b") as handle:
         handle.truncate(size)
         memory = mmap.mmap(handle.fileno(), size)
+    # shapes_done = the sentinel until the runner has loaded the library and starts.
+    struct.pack_into("<Q", memory, 0, _NOT_STARTED)
     with memory, tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
             [sys.executable, "-c", _BOOT, _ROOT, runner, library, str(ring_data_size),
@@ -392,6 +396,23 @@ def _run_child(
         done, written, address, signal_number, region, index, side = _PROGRESS.unpack_from(
             memory, 0
         )
+        words = out.decode("ascii", "replace").split()
+        finished = (
+            not hung and process.returncode == 0 and len(words) == 2
+            and all(w.isdigit() for w in words)
+        )
+        if done == _NOT_STARTED and finished:
+            done = written = 0  # the runner returned before the first shape (a load error)
+        elif done == _NOT_STARTED:
+            stderr.seek(0)
+            said = stderr.read()[-1000:].decode("utf-8", "replace").strip()
+            how = "did not start within the timeout" if hung else _describe_exit(
+                process.returncode
+            )
+            raise RuntimeError(
+                f"the sweep child never reached the first shape ({how}): loading the runner "
+                f"{runner} or the library {library} failed" + (f"; stderr: {said}" if said else "")
+            )
         done = min(done, len(encoded))
         end = _PROGRESS.size + written
         if end > size:
@@ -403,8 +424,7 @@ def _run_child(
                 f"no progress on this shape within {timeout:g} s; the runner was killed",
             )
             return _ChildRun(None, records, fault, 0.0)
-        words = out.decode("ascii", "replace").split()
-        if process.returncode == 0 and len(words) == 2 and all(w.isdigit() for w in words):
+        if finished:
             return _ChildRun(int(words[0]), records, None, int(words[1]) / 1e9)
         if signal_number:
             detail, guard = _describe_fault(signal_number, address, region, index, side)
@@ -431,9 +451,9 @@ def _describe_exit(returncode: int | None) -> str:
 
 def _watch(process: subprocess.Popen[bytes], memory: mmap.mmap, timeout: float) -> bool:
     """Waits for the child; kills it and returns True when its progress stops for
-    ``timeout`` seconds (``START_TIMEOUT`` before the first shape)."""
-    last = -1
-    deadline = time.monotonic() + START_TIMEOUT + timeout
+    ``timeout`` seconds (:data:`START_TIMEOUT` before the runner has loaded the library)."""
+    last = _NOT_STARTED
+    deadline = time.monotonic() + START_TIMEOUT
     pause = 0.001
     while True:
         try:
@@ -483,6 +503,7 @@ def sweep_shapes(
     _check_arguments(library_path, ring_data_size, shapes)
     library = os.path.abspath(os.fspath(library_path))
     runner = rust_library_path()
+    _check_runner(runner)
     encoded = []
     chains: dict[Any, bytes] = {}
     for index, shape in enumerate(shapes):
@@ -565,6 +586,27 @@ def raw_rate(library_path: str, cycles: int) -> float:
     if code != VMBSWEEP_OK:
         raise RuntimeError(f"vmbsweep_raw_rate returned code {code}")
     return cycles / max(nanoseconds.value, 1) * 1e9
+
+
+_CHECKED_RUNNERS: set[tuple[str, int]] = set()
+
+
+def _check_runner(path: str) -> None:
+    """The Rust core at ``path`` has the sweep runner (an older build has not), and this is
+    Linux: FileNotFoundError or RuntimeError saying so, before any child starts."""
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError("the native sweep runner needs Linux (mmap guard pages, dlopen)")
+    stamp = (os.path.realpath(path), os.stat(path).st_mtime_ns)
+    if stamp in _CHECKED_RUNNERS:
+        return
+    try:
+        _load_runner(path)
+    except (OSError, AttributeError) as error:
+        raise FileNotFoundError(
+            f"the Rust core at {path} has no sweep runner ({error}); rebuild it with "
+            "`python adapters/rust/build.py`"
+        ) from None
+    _CHECKED_RUNNERS.add(stamp)
 
 
 def _scratch_dir() -> str | None:

@@ -7,7 +7,8 @@
   the guard page: a ``crash`` naming the shape, the MDL (or the buffer) and the side, and the
   shapes after it still run;
 - a library that lies about a packet's length is reported for that shape, not followed;
-- a library that hangs on one shape is a ``hang`` naming it.
+- a library that hangs on one shape is a ``hang`` naming it; one that dies while it is
+  loaded is an error that blames no shape.
 
 The misbehaving libraries are shims built here with gcc (as in test_native_suite.py): they
 forward every function to the real Rust core and misbehave only when MdlOffset is
@@ -20,6 +21,7 @@ import json
 import random
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,6 +93,10 @@ NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint
                                               ExternalDataMdl, MdlOffset, MdlLength, Flags);
 }
 
+#ifdef CTOR_CRASH
+__attribute__((constructor)) static void crash_on_load(void) { abort(); }
+#endif
+
 NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
 { return REAL(vmbcore_channel_create)(size, out); }
 NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { return REAL(vmbcore_channel_open)(c); }
@@ -131,7 +137,7 @@ def shims(core: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     source = folder / "shim.c"
     source.write_text(SHIM)
     built = {}
-    for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG"):
+    for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG", "CTOR_CRASH"):
         library = folder / f"libshim_{variant.lower()}.so"
         subprocess.run(
             [
@@ -290,6 +296,21 @@ def test_a_hang_is_named_and_the_rest_runs(shims: dict[str, str]) -> None:
     outcomes = sweep_shapes(shims["HANG"], RING, shapes, timeout=0.5)
     assert isinstance(outcomes[1], ShapeFault) and outcomes[1].kind == "hang"
     assert not isinstance(outcomes[0], ShapeFault) and not isinstance(outcomes[2], ShapeFault)
+
+
+def test_a_hang_on_the_first_shape_takes_the_timeout_not_the_start_timeout(
+    shims: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(native_sweep, "START_TIMEOUT", 120.0)
+    started = time.monotonic()
+    outcomes = sweep_shapes(shims["HANG"], RING, [(None, TRIGGER, 0, 1, b"a", 1)], timeout=0.5)
+    assert isinstance(outcomes[0], ShapeFault) and outcomes[0].kind == "hang"
+    assert time.monotonic() - started < 60  # not the 120 s allowed for a start
+
+
+def test_a_library_that_dies_while_loading_blames_no_shape(shims: dict[str, str]) -> None:
+    with pytest.raises(RuntimeError, match="never reached the first shape"):
+        sweep_shapes(shims["CTOR_CRASH"], RING, [(None, 0, 0, 1, None, 0)])
 
 
 def test_results_do_not_depend_on_how_the_batch_is_cut(

@@ -79,8 +79,10 @@ extern "C" {
 #define VMBSWEEP_SIDE_BEFORE    1u /* the guard page before the region's mapping */
 #define VMBSWEEP_SIDE_AFTER     2u /* the guard page right after the region's last byte */
 
-/* Updated with volatile stores after every shape, so a parent process sharing this memory
- * sees it even when the runner's process dies. */
+/* Written with volatile stores once the library is loaded (shapes_done 0, fault fields 0: a
+ * watcher that still sees the value it put there knows that no shape was reached), then after
+ * every shape, so a parent process sharing this memory sees it even when the runner's process
+ * dies. */
 typedef struct VMBSWEEP_PROGRESS {
     uint64_t shapes_done;   /* shapes with a complete record */
     uint64_t results_len;   /* bytes of records written */

@@ -1153,8 +1153,9 @@ fn run_batch(
 
 /// Runs the batch of encoded `shapes` on the library at `library_path` and writes one record
 /// per shape to `results` (encodings in the module documentation). `progress` (required) is
-/// updated after every shape; with `options & VMBSWEEP_CATCH_FAULTS` a fault is recorded
-/// there before it kills the process. Returns a `VMBSWEEP_*` code.
+/// first written once the library is loaded (shapes_done 0), then after every shape; with
+/// `options & VMBSWEEP_CATCH_FAULTS` a fault is recorded there before it kills the process.
+/// Returns a `VMBSWEEP_*` code.
 ///
 /// # Safety
 /// `library_path` is a NUL-terminated path; `shapes` is readable for `shapes_len` bytes and
@@ -1189,8 +1190,6 @@ pub unsafe extern "C" fn vmbsweep_run(
     {
         let _lock = RUN_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            os::publish(progress, 0, 0);
-            os::clear_fault(progress);
             os::init_page_size();
             // SAFETY: the contract of vmbsweep_run.
             let path = unsafe { os::c_path(library_path) };
@@ -1200,6 +1199,10 @@ pub unsafe extern "C" fn vmbsweep_run(
                 Err(os::LoadError::Open) => return VMBSWEEP_LOAD_FAILED,
                 Err(os::LoadError::Missing) => return VMBSWEEP_MISSING_SYMBOL,
             };
+            // Only now, with the library loaded (its initialisers run), is progress written:
+            // a watcher that still sees its own initial value knows no shape was reached.
+            os::publish(progress, 0, 0);
+            os::clear_fault(progress);
             // SAFETY: the contract of vmbsweep_run.
             let shapes = unsafe { os::input(shapes, shapes_len) };
             // SAFETY: the contract of vmbsweep_run.
