@@ -218,15 +218,36 @@ def null_shapes(spec: LatticeSpec) -> Iterator[Shape]:
                     yield (mdl, offset, mdl_length, flag, None, buffer_length)
 
 
-def build(spec: LatticeSpec) -> dict[int, list[Shape]]:
-    """The lattice, keyed by the number of MDLs of the chain (0 for the NULL-MDL and
-    NULL-buffer family), each list without repeats and in a fixed order."""
+def shapes(spec: LatticeSpec, length: int) -> Iterator[Shape]:
+    """The shapes of chains of ``length`` MDLs (0: the NULL-MDL and NULL-buffer family), in a
+    fixed order and without repeats (chains, pairs and flags are each distinct, so the grid
+    has none by construction; the small family is deduplicated)."""
+    if length == 0:
+        return iter(dict.fromkeys(null_shapes(spec)))
+    return grid_shapes(spec, length)
+
+
+def _check(spec: LatticeSpec) -> None:
     if not 1 <= spec.chains <= MAX_CHAINS:
         raise ValueError(f"chains of 1 to {MAX_CHAINS} MDLs, not {spec.chains}")
-    lattice: dict[int, list[Shape]] = {0: list(dict.fromkeys(null_shapes(spec)))}
+
+
+def sizes(spec: LatticeSpec) -> dict[int, int]:
+    """The number of shapes per chain length, without building them."""
+    _check(spec)
+    counts = {0: len(dict.fromkeys(null_shapes(spec)))}
+    flags = len(flag_values())
     for length in range(1, spec.chains + 1):
-        lattice[length] = list(dict.fromkeys(grid_shapes(spec, length)))
-    return lattice
+        counts[length] = flags * sum(len(offsets_and_lengths(c))
+                                     for c in chains_of(spec, length))
+    return counts
+
+
+def build(spec: LatticeSpec) -> dict[int, list[Shape]]:
+    """The whole lattice in memory, keyed by chain length (for small lattices and tests; a
+    sweep streams :func:`shapes`)."""
+    _check(spec)
+    return {length: list(shapes(spec, length)) for length in range(spec.chains + 1)}
 
 
 def chain_length(shape: Shape) -> int:

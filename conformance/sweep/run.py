@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import itertools
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -38,9 +39,16 @@ from conformance.driver import Driver, Evidence, Step
 from conformance.runner import Failure, InternalError, Problem, _classify, _problem
 from conformance.steps import Limits
 from conformance.sweep import evaluate
-from conformance.sweep.lattice import RING_DATA_SIZE, LatticeSpec, Shape, build, chain_length
+from conformance.sweep.lattice import (
+    RING_DATA_SIZE,
+    LatticeSpec,
+    Shape,
+    chain_length,
+    shapes,
+    sizes,
+)
 from conformance.targets import TargetFactory
-from spec.batch import BatchRange, BatchVerdict
+from spec.batch import BatchRange, BatchVerdict, batch_supported
 from spec.readings import Profile
 
 #: Shapes per target on the per-shape path (the driver's model grows by a packet a shape).
@@ -177,21 +185,20 @@ def _add_failure(result: SweepResult, failure: ShapeFailure, limit: int | None) 
 
 
 def run_per_shape(
-    shapes: Sequence[Shape], factory: TargetFactory, result: SweepResult,
+    shapes: Iterator[Shape], factory: TargetFactory, result: SweepResult,
     progress: ProgressFn, max_failures: int | None = None,
 ) -> None:
     """The per-shape path (see the module)."""
-    index = 0
-    while index < len(shapes):
+    pending = next(shapes, None)
+    while pending is not None:
         target = factory()
         driver = Driver(target, result.profile, result.evidence, _LIMITS)
         try:
             _open(driver)
             for _ in range(CHUNK):
-                if index >= len(shapes):
+                if pending is None:
                     break
-                shape = shapes[index]
-                index += 1
+                shape, pending = pending, next(shapes, None)
                 result.shapes_run += 1
                 mark = len(driver.log)
                 try:
@@ -301,34 +308,44 @@ def _run_batch(
 
 
 def run_native(
-    shapes: Sequence[Shape], library: str, runner: NativeRunner, factory: TargetFactory,
-    result: SweepResult, progress: ProgressFn, max_failures: int | None = None,
-) -> bool:
-    """The native batch path; False (nothing run) when the profile needs the per-shape path."""
-    groups: dict[int, list[Shape]] = {}
-    for shape in shapes:
-        groups.setdefault(chain_length(shape), []).append(shape)
-    expected = {n: evaluate.verdicts(g, RING_DATA_SIZE, result.profile) for n, g in
-                groups.items()}
-    if any(v is None for v in expected.values()):
-        return False
-    for length, group in groups.items():
-        verdict = expected[length]
-        assert verdict is not None
-        for start in range(0, len(group), NATIVE_BATCH):
-            part = group[start:start + NATIVE_BATCH]
-            results = _run_batch(runner, library, part, result, max_failures)
-            lanes = [i for i, r in enumerate(results) if r is not None]
-            picked = _select(verdict, np.asarray(lanes, dtype=np.int64) + start)
-            got = [r for r in results if r is not None]
-            failing = evaluate.compare(picked, [part[i] for i in lanes], got)
-            result.shapes_run += len(part)
-            for position in failing:
-                shape = part[lanes[position]]
-                failure = _failure_of(shape, factory, result.profile, None, [])
-                _add_failure(result, ShapeFailure(shape, failure), max_failures)
+    groups: dict[int, Iterator[Shape]], library: str, runner: NativeRunner,
+    factory: TargetFactory, result: SweepResult, progress: ProgressFn,
+    max_failures: int | None = None,
+) -> None:
+    """The native batch path, :data:`NATIVE_BATCH` shapes at a time: the batch verdicts of a
+    part, the runner's results for it, the comparison."""
+    for group in groups.values():
+        while chunk := list(itertools.islice(group, NATIVE_BATCH)):
+            by_length: dict[int, list[Shape]] = {}
+            for shape in chunk:
+                by_length.setdefault(chain_length(shape), []).append(shape)
+            for part in by_length.values():
+                _run_part(part, library, runner, factory, result, max_failures)
             progress(result.shapes_run, result.total)
-    return True
+
+
+def _run_part(
+    part: list[Shape], library: str, runner: NativeRunner, factory: TargetFactory,
+    result: SweepResult, max_failures: int | None,
+) -> None:
+    """Shapes whose chains have one length: verdicts, results, comparison."""
+    verdict = evaluate.verdicts(part, RING_DATA_SIZE, result.profile)
+    assert verdict is not None  # the caller checked native_supported
+    results = _run_batch(runner, library, part, result, max_failures)
+    lanes = [i for i, r in enumerate(results) if r is not None]
+    picked = _select(verdict, np.asarray(lanes, dtype=np.int64))
+    got = [r for r in results if r is not None]
+    failing = evaluate.compare(picked, [part[i] for i in lanes], got)
+    result.shapes_run += len(part)
+    for position in failing:
+        shape = part[lanes[position]]
+        failure = _failure_of(shape, factory, result.profile, None, [])
+        _add_failure(result, ShapeFailure(shape, failure), max_failures)
+
+
+def native_supported(profile: Profile, lattice: LatticeSpec) -> bool:
+    """The batch verdicts cover this profile for every chain length of the lattice."""
+    return all(batch_supported(profile, n) is None for n in range(lattice.chains + 1))
 
 
 def _select(verdict: BatchVerdict, lanes: np.ndarray) -> BatchVerdict:
@@ -371,22 +388,20 @@ def sweep(
     max_failures: int | None = None,
 ) -> SweepResult:
     """Build the lattice and run it on ``target`` (see the module)."""
-    shapes_by_length = build(lattice)
-    sizes = {n: len(s) for n, s in shapes_by_length.items()}
-    result = SweepResult(target, profile, lattice, sizes)
-    shapes = [s for n in sorted(shapes_by_length) for s in shapes_by_length[n]]
+    result = SweepResult(target, profile, lattice, sizes(lattice))
+    groups = {n: shapes(lattice, n) for n in range(lattice.chains + 1)}
     report = progress or (lambda done, total: None)
     started = time.perf_counter()
     try:
         library = native_library(target) if use_native else None
         runner = native_runner() if library is not None else None
-        done = False
-        if library is not None and runner is not None:
+        if library is not None and runner is not None and native_supported(profile, lattice):
             result.path = "native-batch"
-            done = run_native(shapes, library, runner, factory, result, report, max_failures)
-        if not done:
+            run_native(groups, library, runner, factory, result, report, max_failures)
+        else:
             result.path = "per-shape"
-            run_per_shape(shapes, factory, result, report, max_failures)
+            run_per_shape(itertools.chain.from_iterable(groups.values()), factory, result,
+                          report, max_failures)
     except _Enough:
         pass
     except KeyboardInterrupt:
