@@ -255,8 +255,14 @@ class NativeTarget:
             f"{name} returned STATUS_BUFFER_TOO_SMALL three times, though given what it asked"
         )
 
+    def _ring_size(self, channel: int) -> int:
+        """The data size of ``channel``'s ring as created, at most the ABI's largest (a library
+        that accepted a larger one still gets no larger buffer); the largest for a handle this
+        target did not create."""
+        return min(self._rings.get(channel, MAX_RING_DATA_SIZE), MAX_RING_DATA_SIZE)
+
     def host_take_packet(self, channel: int) -> bytes | None:
-        size = self._rings.get(channel, MAX_RING_DATA_SIZE)
+        size = self._ring_size(channel)
         data = self._read(
             self._lib.vmbcore_host_take_packet, channel, size,
             f"a packet in a {size:#x}-byte ring",
@@ -281,7 +287,7 @@ class NativeTarget:
         return calls
 
     def ring_bytes(self, channel: int) -> bytes:
-        size = self._rings.get(channel, MAX_RING_DATA_SIZE)
+        size = self._ring_size(channel)
         return self._read(
             self._lib.vmbcore_channel_ring_bytes, channel, PAGE_SIZE + size,
             f"the control page and a {size:#x}-byte ring",

@@ -400,6 +400,24 @@ def test_asking_for_an_impossible_buffer_is_a_crash_without_allocating(
         assert len(target._scratch) <= 0x10000  # nothing was allocated for the lie
 
 
+def test_a_ring_larger_than_the_abi_allows_gets_no_larger_buffer(
+    liar: Liar, control: Control
+) -> None:
+    """A library that accepted a ring over 64 MiB (the Rust core does not: faked here) still
+    gets at most the ABI's largest ring copy."""
+    target = NativeTarget(liar.library)
+    try:
+        channel = target.create_channel(4096)
+        target._rings[channel] = 0x8000_0000
+        control.set("ring_status", STATUS_BUFFER_TOO_SMALL)
+        control.set("ring_length", native.MAX_RING_BYTES + 1)
+        detail = _impossible(target, lambda: target.ring_bytes(channel))
+        assert f"asked for {native.MAX_RING_BYTES + 1:#x} bytes" in detail
+        assert len(target._scratch) <= 0x10000
+    finally:
+        target.close()
+
+
 def test_too_small_for_what_it_was_given_is_a_crash(make: Factory, control: Control) -> None:
     target = make()
     channel = target.create_channel(8192)
