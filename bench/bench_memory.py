@@ -1,6 +1,7 @@
 """Memory of a long stateful run: resident set size sampled over time.
 
-    python bench/bench_memory.py [--examples 100000] [--limit-mb 1024] [--out bench/results/memory.md]
+    python bench/bench_memory.py [--examples 100000] [--limit-mb 1024]
+        [--out bench/results/memory.md]
 
 Runs ``vmbspec check --target sim --no-proofs --no-cases --examples N --quiet`` in a child
 process under an address-space limit (``RLIMIT_AS``, what ``ulimit -v`` sets), samples its RSS
