@@ -17,15 +17,20 @@ forward every function to the real Rust core and misbehave only when MdlOffset i
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import random
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapters.native import LibraryError, NativeTarget
 from adapters.native import sweep as native_sweep
@@ -349,3 +354,159 @@ def test_an_invalid_ring_size_is_an_error_per_shape(core: str) -> None:
     outcomes = sweep_shapes(core, 0x1001, [(None, 0, 0, 1, None, 0)])
     assert isinstance(outcomes[0], ShapeFault) and outcomes[0].kind == "error"
     assert "vmbcore_channel_create failed" in outcomes[0].detail
+
+
+# -- malformed inputs: shapes as Python values, and the runner's encoded batch -----------------
+#
+# The generators below are shared with bench/malformed_sweep.py, which runs 10,000 or more of
+# each. A Python shape either encodes or raises ValueError naming what is wrong; an encoded
+# batch, however mangled, makes the runner return VMBSWEEP_OK, VMBSWEEP_BAD_SHAPE or
+# VMBSWEEP_RESULTS_FULL with records that decode, and never crash (the runner runs in this
+# process here: a fault would end the test run).
+
+BOUNDARY_INTS = (0, 1, 0xFFF, 0x1000, 0xFFFF_FFFF, 0x1_0000_0000, -1, (1 << 64) - 1, 1 << 64)
+#: Ring data sizes the campaigns use: valid ones and invalid ones (a per-shape error record).
+CAMPAIGN_RINGS = (0x1000, 0x4000, 0x1_0000, 0, 0x1001)
+
+
+def _values() -> st.SearchStrategy[Any]:
+    """An integer field as drawn: mostly good, boundary or out of range, sometimes no int."""
+    return st.one_of(
+        st.sampled_from(BOUNDARY_INTS),
+        st.integers(min_value=0, max_value=0xFFFF_FFFF),
+        st.integers(min_value=-(1 << 70), max_value=1 << 70),
+        st.booleans(),
+        st.none(),
+        st.floats(allow_nan=True),
+        st.text(max_size=2),
+        st.binary(max_size=2),
+    )
+
+
+def _small_u32() -> st.SearchStrategy[int]:
+    return st.one_of(st.sampled_from((0, 1, 0xFFF, 0x1000, 0x1001, 0x2000, 0xFFFF_FFFF)),
+                     st.integers(min_value=0, max_value=0x5000))
+
+
+@st.composite
+def _mdl_entry(draw: st.DrawFn, wild: bool) -> Any:
+    number = _values() if wild else _small_u32()
+    pfns = st.lists(_values() if wild else st.integers(0, (1 << 64) - 1), max_size=5)
+    entry = (draw(number), draw(number), tuple(draw(pfns)))
+    if wild and draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([entry[:2], [*entry], (*entry, 0), 7, "mdl"]))
+    return entry
+
+
+@st.composite
+def python_shapes(draw: st.DrawFn) -> Any:
+    """A shape as the sweep passes it, every part of it possibly malformed."""
+    wild = draw(st.booleans())
+    number = _values() if wild else _small_u32()
+    chain = draw(st.lists(_mdl_entry(wild), max_size=4))
+    mdl = draw(st.sampled_from([None, tuple(chain), chain, "chain", ((0, 0x1000, (1,)),) * 257]))
+    buffer = draw(st.one_of(st.none(), st.binary(max_size=16), st.binary(max_size=16).map(
+        bytearray), st.sampled_from([7, "text", memoryview(b"mv")])))
+    shape = (mdl, draw(number), draw(number), draw(number), buffer, draw(number))
+    if wild and draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from([shape[:5], [*shape], (*shape, 0), None, 3]))
+    return shape
+
+
+@st.composite
+def encoded_batches(draw: st.DrawFn) -> tuple[bytes, int | None]:
+    """Encoded batches of valid shapes, then mangled: bytes flipped, cut, inserted, a field
+    set to an extreme, or plain noise. The count is known only when nothing was mangled."""
+    shapes = draw(st.lists(valid_shapes(), max_size=4))
+    data = bytearray(b"".join(native_sweep.encode_shape(s) for s in shapes))
+    mangle = draw(st.sampled_from(["none", "flip", "cut", "insert", "field", "noise"]))
+    if mangle == "noise":
+        return draw(st.binary(max_size=200)), None
+    if not data or mangle == "none":
+        return bytes(data), len(shapes)
+    at = draw(st.integers(0, len(data) - 1))
+    if mangle == "flip":
+        for _ in range(draw(st.integers(1, 4))):
+            data[draw(st.integers(0, len(data) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif mangle == "cut":
+        del data[at:]
+    elif mangle == "insert":
+        data[at:at] = draw(st.binary(min_size=1, max_size=8))
+    else:
+        start = at - at % 4
+        data[start : start + 4] = draw(st.sampled_from(
+            [0, 1, 2, 0xFF, 0x100, 0x101, 0xFFFF_FFFF, 0x8000_0000])).to_bytes(4, "little")
+    return bytes(data), None
+
+
+@st.composite
+def valid_shapes(draw: st.DrawFn) -> Shape:
+    """A well-formed shape (any call, accepted or rejected by the target)."""
+    chain = tuple(draw(st.lists(_mdl_entry(False), max_size=3)))
+    buffer = draw(st.one_of(st.none(), st.binary(max_size=16)))
+    limit = 0xFFFF_FFFF if buffer is None else len(buffer)
+    return (
+        chain if chain or draw(st.booleans()) else None, draw(_small_u32()), draw(_small_u32()),
+        draw(_small_u32()), buffer, draw(st.integers(0, limit)),
+    )
+
+
+def check_python_shape(shape: Any) -> str:
+    """``"encoded"`` or ``"refused"``; anything else raises."""
+    try:
+        encoded = native_sweep.encode_shape(shape)
+    except ValueError as error:
+        assert str(error), shape
+        return "refused"
+    assert isinstance(encoded, bytes)
+    return "encoded"
+
+
+class InProcessRunner:
+    """``vmbsweep_run`` of the Rust core, called in this process on the Rust core itself."""
+
+    def __init__(self, core: str) -> None:
+        self.core = os.fsencode(core)
+        self.lib = native_sweep._load_runner(core)
+        self.results = (ctypes.c_uint8 * (1 << 20))()
+
+    def check(self, data: bytes, count: int | None, ring: int) -> str:
+        """The runner's code as a name; raises on anything a correct runner cannot do."""
+        progress = native_sweep._Progress()
+        code = self.lib.vmbsweep_run(
+            self.core, ring, data, len(data), ctypes.addressof(self.results),
+            len(self.results), ctypes.byref(progress), 0,
+        )
+        names = {0: "ok", 1: "results-full", 3: "bad-shape"}
+        assert code in names, code
+        assert progress.results_len <= len(self.results)
+        native_sweep._decode_records(
+            ctypes.string_at(self.results, progress.results_len), 0, progress.results_len,
+            progress.shapes_done,
+        )
+        if count is not None:
+            assert code == 0 and progress.shapes_done == count, (code, progress.shapes_done)
+        return names[code]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(shape=python_shapes())
+def test_a_malformed_python_shape_is_refused_with_a_value_error(shape: Any) -> None:
+    check_python_shape(shape)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(batch=encoded_batches(), ring=st.sampled_from(CAMPAIGN_RINGS))
+def test_a_mangled_batch_never_crashes_the_runner(
+    batch: tuple[bytes, int | None], ring: int
+) -> None:
+    runner = _RUNNER.get("runner")
+    if runner is None:
+        runner = _RUNNER["runner"] = InProcessRunner(str(library_path()))
+    data, count = batch
+    runner.check(data, count, ring)
+
+
+_RUNNER: dict[str, InProcessRunner] = {}
