@@ -691,6 +691,17 @@ mod os {
         [const { AtomicUsize::new(0) }; TRACKED_REGIONS];
     static PAGE: AtomicUsize = AtomicUsize::new(4096);
     static PROGRESS: AtomicPtr<Progress> = AtomicPtr::new(ptr::null_mut());
+    /// The regions the current shape uses: slots below this (slot 0, the buffer, only when
+    /// the shape has one: see [`set_current`]).
+    static CURRENT_SLOTS: AtomicUsize = AtomicUsize::new(0);
+    static CURRENT_BUFFER: AtomicUsize = AtomicUsize::new(0);
+
+    /// Tells the fault handler which regions the shape about to be sent uses, so that a
+    /// fault in a region kept from an earlier, longer chain is not blamed on it.
+    pub fn set_current(mdl_count: usize, has_buffer: bool) {
+        CURRENT_SLOTS.store(mdl_count.saturating_add(1), Ordering::SeqCst);
+        CURRENT_BUFFER.store(usize::from(has_buffer), Ordering::SeqCst);
+    }
 
     /// `[guard page][data: whole pages, read-write][guard page]`, reused from shape to shape
     /// and grown when a shape needs more. Objects are placed to end at the data's end.
@@ -832,7 +843,13 @@ mod os {
     /// Where a faulting address lies: (region, index, side).
     fn locate(address: usize) -> (u32, u32, u32) {
         let page = PAGE.load(Ordering::Relaxed);
-        for slot in 0..TRACKED_REGIONS {
+        let slots = CURRENT_SLOTS.load(Ordering::SeqCst).min(TRACKED_REGIONS);
+        let first = if CURRENT_BUFFER.load(Ordering::SeqCst) == 0 {
+            1
+        } else {
+            0
+        };
+        for slot in first..slots {
             let (Some(b), Some(d)) = (REGION_BASE.get(slot), REGION_DATA.get(slot)) else {
                 break;
             };
@@ -1086,6 +1103,7 @@ fn run_on_channel(
         return Some((record, 0));
     }
     let (buffer, mdl) = arena.lay_out(shape)?;
+    os::set_current(shape.mdls.len(), shape.buffer.is_some());
     CALLS.store(0, Ordering::Relaxed);
     record.status = library.send(
         packet,
