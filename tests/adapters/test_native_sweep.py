@@ -43,6 +43,7 @@ SEED = 20261130
 
 SHIM = r"""
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include "vmbcore.h"
@@ -93,6 +94,9 @@ NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint
 #ifdef HANG
         volatile int spin = 1; while (spin) { }
 #endif
+#ifdef RAISE_SEGV
+        raise(SIGSEGV); /* a signal, not a fault: no access to run again */
+#endif
     }
     return REAL(VmbPacketSendWithExternalMdl)(PacketObject, Buffer, BufferLength,
                                               ExternalDataMdl, MdlOffset, MdlLength, Flags);
@@ -142,7 +146,8 @@ def shims(core: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]
     source = folder / "shim.c"
     source.write_text(SHIM)
     built = {}
-    for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG", "CTOR_CRASH"):
+    for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG", "CTOR_CRASH",
+                    "RAISE_SEGV"):
         library = folder / f"libshim_{variant.lower()}.so"
         subprocess.run(
             [
@@ -278,6 +283,17 @@ def test_the_rust_core_never_touches_a_guard_page(core: str) -> None:
     outcomes = sweep_shapes(core, RING, shapes)
     assert not [o for o in outcomes if isinstance(o, ShapeFault)]
     assert outcomes == list(in_process(core, shapes))
+
+
+def test_a_raised_sigsegv_is_a_crash_outside_the_guards(shims: dict[str, str]) -> None:
+    """The fault handler re-raises the signal: one sent by raise() kills the runner too,
+    and the crash names the shape without blaming a guard page."""
+    shapes = [(None, 0, 0, 1, b"a", 1), (None, TRIGGER, 0, 1, b"b", 1), (None, 0, 0, 1, b"c", 1)]
+    outcomes = sweep_shapes(shims["RAISE_SEGV"], RING, shapes)
+    fault = outcomes[1]
+    assert isinstance(fault, ShapeFault) and fault.kind == "crash" and fault.guard is None
+    assert "SIGSEGV" in fault.detail and "outside the guard pages" in fault.detail
+    assert not isinstance(outcomes[2], ShapeFault)
 
 
 def test_a_lying_length_is_reported_not_followed(shims: dict[str, str]) -> None:

@@ -492,6 +492,7 @@ mod os {
         fn munmap(addr: *mut c_void, len: usize) -> c_int;
         fn sysconf(name: c_int) -> c_long;
         fn sigaction(signum: c_int, act: *const SigAction, old: *mut SigAction) -> c_int;
+        fn raise(signum: c_int) -> c_int;
     }
 
     const MAP_FAILED: usize = usize::MAX;
@@ -887,9 +888,17 @@ mod os {
     }
 
     /// The SIGSEGV/SIGBUS handler: records the fault in the run's [`Progress`] (atomic loads
-    /// and volatile stores only: async-signal-safe), then returns; SA_RESETHAND has restored
-    /// the default action, so the faulting access runs again and kills the process.
+    /// and volatile stores only: async-signal-safe), raises the signal again and returns.
+    /// SA_RESETHAND has restored the default action, so the pending signal kills the process
+    /// as soon as the handler returns (a signal sent with kill or raise too, not only a fault
+    /// that would recur).
     extern "C" fn on_fault(signal: c_int, info: *mut SigInfo, _: *mut c_void) {
+        record_fault(signal, info);
+        // SAFETY: raise is async-signal-safe; the default action is back (SA_RESETHAND).
+        unsafe { raise(signal) };
+    }
+
+    fn record_fault(signal: c_int, info: *mut SigInfo) {
         let address = if info.is_null() {
             0
         } else {
