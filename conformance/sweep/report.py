@@ -14,7 +14,7 @@ from typing import Any
 
 from conformance.replay import save_replay
 from conformance.sweep.lattice import Shape
-from conformance.sweep.run import ShapeFailure, SweepResult
+from conformance.sweep.run import ShapeFailure, SweepResult, describe
 
 #: Replay files written per group of failures (every failing shape is listed in the JSON).
 REPLAYS_PER_GROUP = 3
@@ -23,12 +23,8 @@ SHOWN_PER_GROUP = 5
 
 
 def describe_shape(shape: Shape) -> str:
-    mdl, offset, length, flags, buffer, buffer_length = shape
-    chain = "NULL" if mdl is None else "[" + ", ".join(
-        f"{{ByteOffset={bo:#x}, ByteCount={bc:#x}}}" for bo, bc, _ in mdl) + "]"
-    shown = "NULL" if buffer is None else f"<{len(buffer)} bytes>"
-    return (f"VmbPacketSendWithExternalMdl(Packet, {shown}, {buffer_length:#x}, {chain}, "
-            f"{offset:#x}, {length:#x}, {flags:#x})")
+    """The shape as a C-like call, for reports."""
+    return describe(shape)
 
 
 def shape_json(shape: Shape) -> dict[str, Any]:

@@ -212,3 +212,23 @@ def test_a_fault_in_the_native_runner_is_a_crash_naming_the_shape(
     assert "outside the MDLs and buffer" in failure.failure.message
     assert failure.failure.steps[-1]["op"] == "send"
     assert result.shapes_run == result.total  # the run went on after the fault
+
+
+def test_a_profile_the_batch_verdicts_do_not_cover_runs_shape_by_shape() -> None:
+    """READ-A8 exact names a status per rule, which the batch verdicts do not: the Rust core
+    is then swept through the target interface, and conforms."""
+    from spec.readings import PROFILES
+
+    _name, factory = resolve_target("rust")
+    result = run.sweep("rust", factory, PROFILES["exact-status"], SMALL)
+    assert result.path == "per-shape"
+    assert result.passed and result.shapes_run == result.total
+
+
+def test_progress_reports_the_time_left(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = run.Progress(quiet=False, every=0.0)
+    progress(10, 40)
+    progress(40, 40)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("sweep: 10/40 shapes (25.0%)") and "s left" in err[0]
+    assert err[1].startswith("sweep: 40/40 shapes (100.0%)")
