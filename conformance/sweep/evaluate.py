@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from conformance.sweep.lattice import Shape
+from conformance.sweep.lattice import Shape, chain_length
 from spec import wire
 from spec.batch import BatchVerdict, CallBatch, batch_supported, evaluate_batch
 from spec.constants import NtStatus
@@ -29,8 +29,9 @@ Result = tuple[int, bytes | None, int]
 def call_batch(shapes: Sequence[Shape]) -> CallBatch:
     """The arrays of a group of shapes whose chains have the same length."""
     n = len(shapes)
-    first = shapes[0][0]
-    length = 0 if first is None else len(first)
+    length = chain_length(shapes[0])
+    if any(chain_length(s) != length for s in shapes):
+        raise ValueError("a call batch holds shapes of one chain length")
 
     def column(index: int) -> np.ndarray:
         return np.fromiter((s[index] for s in shapes), dtype=np.uint64, count=n)

@@ -232,3 +232,51 @@ def test_progress_reports_the_time_left(capsys: pytest.CaptureFixture[str]) -> N
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("sweep: 10/40 shapes (25.0%)") and "s left" in err[0]
     assert err[1].startswith("sweep: 40/40 shapes (100.0%)")
+
+
+def test_batch_verdicts_of_lattice_shapes_equal_evaluate_send() -> None:
+    """The expected outcomes the native path compares against are the spec's: on a sample of
+    the lattice's own shapes, a result built from ``evaluate_send``'s verdict passes
+    :func:`evaluate.compare` and one with the other kind of status does not."""
+    import itertools
+    import random
+
+    from conformance.sweep import evaluate
+    from conformance.sweep.lattice import RING_DATA_SIZE, shapes
+    from spec import wire
+    from spec.call import SendCall
+    from spec.rules import SendContext, evaluate_send
+
+    rng = random.Random(7)
+    context = SendContext.fresh(RING_DATA_SIZE)
+    by_length: dict[int, list[Any]] = {}
+    for family in range(4):
+        for shape in itertools.islice(shapes(LatticeSpec.quick(3), family), 0, None, 97):
+            by_length.setdefault(lattice.chain_length(shape), []).append(shape)
+    assert sorted(by_length) == [0, 1, 2, 3]
+    for group in by_length.values():
+        sample = rng.sample(group, min(400, len(group)))
+        verdict = evaluate.verdicts(sample, RING_DATA_SIZE, Profile.default())
+        assert verdict is not None
+        results, wrong, both = [], [], []
+        for lane, (mdl, offset, mdl_length, flags, buffer, buffer_length) in enumerate(sample):
+            chain = None if mdl is None else MdlChain(tuple(MdlSegment(*m) for m in mdl))
+            call = SendCall(buffer, buffer_length, chain, offset, mdl_length, flags)
+            spec_verdict = evaluate_send(call, context)
+            accepted = spec_verdict.accepted
+            if accepted is not None and spec_verdict.rejected is not None:
+                both.append(lane)  # a failure status conforms too (READ-A7 either)
+            if accepted is None:
+                results.append((0xC000000D, None, 0))
+                wrong.append((0, None, 0))
+                continue
+            ranges = tuple(wire.GpaRange(r.byte_count, r.byte_offset, r.pfns)
+                           for r in accepted.ranges)
+            flag = 1 if accepted.completion_requested else 0
+            packet = wire.encode_packet(wire.Packet(accepted.packet_type, flag, 7, ranges,
+                                                    accepted.payload))
+            results.append((0, packet, 0 if accepted.waits_for_completion else 1))
+            wrong.append((0xC000000D, None, 0))
+        assert evaluate.compare(verdict, sample, results) == []
+        assert evaluate.compare(verdict, sample, wrong) == [
+            lane for lane in range(len(sample)) if lane not in both]
