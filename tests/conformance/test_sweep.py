@@ -280,3 +280,16 @@ def test_batch_verdicts_of_lattice_shapes_equal_evaluate_send() -> None:
         assert evaluate.compare(verdict, sample, results) == []
         assert evaluate.compare(verdict, sample, wrong) == [
             lane for lane in range(len(sample)) if lane not in both]
+
+
+def test_a_remote_target_is_swept_through_the_protocol() -> None:
+    """The reference agent serving the simulator over standard input/output (a tiny lattice:
+    ByteOffset 0xFFF, ByteCount around 0 pages; 1,392 shapes)."""
+    import sys
+
+    target = f"remote:stdio:{sys.executable} -m conformance.cli agent --backend sim --listen stdio"
+    _name, factory = resolve_target(target)
+    tiny = LatticeSpec(1, (0xFFF,), (0,))
+    result = run.sweep(target, factory, Profile.default(), tiny)
+    assert result.path == "per-shape"
+    assert result.passed and result.shapes_run == result.total == 1392
