@@ -27,7 +27,8 @@ from conformance.cli_common import (
     save_traceback,
     seconds,
 )
-from conformance.guard import TargetInterfaceError, check_interface
+from conformance.guard import TargetInterfaceError, TargetRaised, check_interface
+from conformance.runner import _make_target
 from conformance.sweep import report
 from conformance.sweep.lattice import MAX_CHAINS, LatticeSpec
 from conformance.sweep.run import Progress, SweepResult, sweep
@@ -47,9 +48,12 @@ def _remove_stale_replays(folder: Path) -> None:
                 continue
 
 
-def _probe(factory: Any) -> None:
+def _probe(name: str, factory: Any) -> None:
     """A target of the factory has the methods of the target interface (else exit 2)."""
-    target = factory()
+    try:
+        target = _make_target(factory)
+    except TargetRaised as error:
+        raise UsageError(f"{name}: creating the target failed: {error}") from error
     try:
         check_interface(target)
     except TargetInterfaceError as error:
@@ -78,7 +82,7 @@ def run_sweep(args: argparse.Namespace) -> int:
                                                      "timeout": args.timeout})
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
-    _probe(factory)
+    _probe(name, factory)
     lattice = LatticeSpec.quick(args.chains) if args.quick else LatticeSpec(args.chains)
     if not args.quiet:
         print(f"sweep: {lattice.describe()} on {name}", file=sys.stderr)

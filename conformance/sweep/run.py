@@ -36,7 +36,15 @@ from typing import Any
 import numpy as np
 
 from conformance.driver import Driver, Evidence, Step
-from conformance.runner import Failure, InternalError, Problem, _classify, _problem
+from conformance.guard import TargetRaised
+from conformance.runner import (
+    Failure,
+    InternalError,
+    Problem,
+    _classify,
+    _make_target,
+    _problem,
+)
 from conformance.steps import Limits
 from conformance.sweep import evaluate
 from conformance.sweep.lattice import (
@@ -191,7 +199,13 @@ def run_per_shape(
     """The per-shape path (see the module)."""
     pending = next(shapes, None)
     while pending is not None:
-        target = factory()
+        try:
+            target = _make_target(factory)
+        except TargetRaised as error:
+            kind, requirements, message = _classify(error)
+            failure = Failure("sweep", requirements, message, [], kind)
+            result.failures.append(ShapeFailure(pending, failure))
+            return  # no target to go on with
         driver = Driver(target, result.profile, result.evidence, _LIMITS)
         try:
             _open(driver)
@@ -200,13 +214,12 @@ def run_per_shape(
                     break
                 shape, pending = pending, next(shapes, None)
                 result.shapes_run += 1
-                mark = len(driver.log)
                 try:
                     run_one(driver, shape)
                 except Exception as error:
                     _classify(error)  # an error of vmbspec's own raises InternalError here
-                    log = driver.log[:2] + driver.log[mark:]
-                    failure = _failure_of(shape, factory, result.profile, error, log)
+                    failure = _failure_of(shape, factory, result.profile, error,
+                                          list(driver.log))
                     _add_failure(result, ShapeFailure(shape, failure), max_failures)
                     break  # the target's state is unknown: a fresh one for the next shape
                 finally:
