@@ -46,7 +46,8 @@ def run_agent(args: argparse.Namespace) -> int:
     if args.trace is not None and not Path(args.trace).parent.exists():
         raise UsageError(f"cannot write {args.trace}: folder {Path(args.trace).parent} "
                          "does not exist")
-    options: dict[str, Any] = {"isolate": args.isolate, "timeout": args.timeout}
+    options: dict[str, Any] = {"isolate": args.isolate, "timeout": args.timeout,
+                               "guard": args.guard}
     try:
         _name, factory = resolve_target(args.backend, options)
     except UnknownTarget as error:
@@ -83,6 +84,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
                          help="load a native backend into the agent")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="how long one call to an isolated backend may take")
+    parser.add_argument("--no-guard", dest="guard", action="store_false", default=None,
+                        help="native backends: no guard pages around the MDLs and buffer of "
+                        "a send")
     parser.set_defaults(func=run_agent)
 
 

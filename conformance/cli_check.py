@@ -79,7 +79,7 @@ def _run_proofs(quiet: bool) -> list[dict[str, Any]]:
 
 
 def _target_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"isolate": args.isolate, "timeout": args.timeout}
+    return {"isolate": args.isolate, "timeout": args.timeout, "guard": args.guard}
 
 
 #: The replay files ``vmbspec check`` writes, one per failure, numbered from 1.
@@ -287,3 +287,6 @@ def _target_switches(parser: Any) -> None:
                          help="load a native target into this process")
     parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
                         help="how long one call to an isolated or remote target may take")
+    parser.add_argument("--no-guard", dest="guard", action="store_false", default=None,
+                        help="native targets: no guard pages around the MDLs and buffer of a "
+                        "send (by default a read past them is a crash verdict naming the call)")

@@ -36,6 +36,20 @@ def check_capabilities(capabilities: object) -> frozenset[str]:
     raise TypeError(f"capabilities must be a set of str, not {capabilities!r}")
 
 
+def check_guard(guard: object) -> bool:
+    """``guard`` as a bool: None is "where the platform allows" (Linux on x86-64 or AArch64);
+    True where it does not is a ValueError."""
+    from .guard import GUARD_AVAILABLE
+
+    if guard is None:
+        return GUARD_AVAILABLE
+    if not isinstance(guard, bool):
+        raise TypeError(f"guard must be True, False or None, not {guard!r}")
+    if guard and not GUARD_AVAILABLE:
+        raise ValueError("guard pages need Linux on x86-64 or AArch64; run with --no-guard")
+    return guard
+
+
 def check_seconds(name: str, value: object) -> float:
     """``value`` as seconds: a finite number in (0, :data:`MAX_TIMEOUT`]; TypeError or
     ValueError naming ``name`` otherwise."""

@@ -29,8 +29,16 @@ from .abi import (
     check_uint,
     load_library,
 )
-from .arguments import check_capabilities, check_name, check_path
+from .arguments import check_capabilities, check_guard, check_name, check_path
 from .errors import ImpossibleResult, TargetError
+from .guard import Guarded, install_fault_handler, place_buffer, place_mdl_chain
+
+
+def _drop(keep: list[object] | None) -> None:
+    """Releases the guarded memory among ``keep`` (the rest is left to the collector)."""
+    for item in keep or ():
+        if isinstance(item, Guarded):
+            item.release()
 
 
 class NativeTarget:
@@ -49,8 +57,12 @@ class NativeTarget:
         name: str | None = None,
         capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
         library: ctypes.CDLL | None = None,
+        guard: bool | None = None,
     ) -> None:
         self.path = check_path(path)
+        self.guard = check_guard(guard)
+        if self.guard:
+            install_fault_handler(None)
         self.name = check_name(name) or f"native:{self.path}"
         self.capabilities = check_capabilities(capabilities)
         if library is not None and not isinstance(library, ctypes.CDLL):
@@ -67,6 +79,9 @@ class NativeTarget:
         self._packets: set[int] = set()
         # Per packet: the buffer and MDL memory of its outstanding send.
         self._keepalive: dict[int, list[object]] = {}
+        # The memory of a send accepted while an earlier one of its packet was outstanding
+        # (a contract violation a robust library rejects): kept until close, as it may be read.
+        self._retired: list[list[object]] = []
         self._scratch = (ctypes.c_uint8 * 0x10000)()
         #: The most bytes the host has completed a packet with: a routine's Length bound.
         self._largest_completion = 0
@@ -105,7 +120,7 @@ class NativeTarget:
         data = ctypes.string_at(buffer, length) if buffer and length else b""
         self._pending_bytes += len(data)
         self._completions.append((handle, status & UINT32_MAX, data))
-        self._keepalive.pop(handle, None)
+        _drop(self._keepalive.pop(handle, None))
 
     def _invoke(self, function: Any, *args: Any) -> Any:
         """Calls ``function`` of the library; raises what its completion-routine calls found
@@ -187,13 +202,62 @@ class NativeTarget:
             ("Flags", flags),
         ):
             check_uint(name, value, UINT32_MAX)
+        if buffer is not None and buffer_length > len(buffer):
+            raise ValueError(f"BufferLength {buffer_length} exceeds the {len(buffer)}-byte buffer")
+        if self.guard:
+            keep, buffer_address, mdl_address = self._guarded_arguments(
+                packet, buffer, buffer_length, mdl
+            )
+        else:
+            keep, buffer_address, mdl_address = self._heap_arguments(buffer, mdl)
+        try:
+            status = int(
+                self._invoke(
+                    self._lib.VmbPacketSendWithExternalMdl,
+                    packet, buffer_address, buffer_length, mdl_address, mdl_offset, mdl_length,
+                    flags,
+                )
+            )
+        except BaseException:
+            _drop(keep)
+            raise
+        if status == STATUS_SUCCESS:
+            earlier = self._keepalive.get(packet)
+            if earlier is not None:
+                self._retired.append(earlier)
+            self._keepalive[packet] = keep
+        else:
+            _drop(keep)
+        return status & UINT32_MAX
+
+    def _guarded_arguments(
+        self,
+        packet: int,
+        buffer: bytearray | None,
+        buffer_length: int,
+        mdl: MdlChainArg | None,
+    ) -> tuple[list[object], int | None, int | None]:
+        """The buffer and MDL chain in guarded memory: ``(keep, buffer address, MDL
+        address)``."""
+        guarded = Guarded()
+        what = f"of the send on packet {packet:#x}"
+        try:
+            buffer_address = (
+                None if buffer is None else place_buffer(guarded, buffer, buffer_length, what)
+            )
+            mdl_address = None if mdl is None else place_mdl_chain(guarded, mdl, what)
+        except BaseException:
+            guarded.release()
+            raise
+        return [guarded], buffer_address, mdl_address
+
+    def _heap_arguments(
+        self, buffer: bytearray | None, mdl: MdlChainArg | None
+    ) -> tuple[list[object], int | None, int | None]:
+        """The buffer (the caller's own memory) and MDL chain in ctypes heap memory."""
         keep: list[object] = []
         buffer_address: int | None = None
         if buffer is not None:
-            if buffer_length > len(buffer):
-                raise ValueError(
-                    f"BufferLength {buffer_length} exceeds the {len(buffer)}-byte buffer"
-                )
             if isinstance(buffer, bytearray):
                 # The caller's own memory: a target that reads late sees later changes.
                 memory: ctypes.Array[ctypes.c_char] = (ctypes.c_char * len(buffer)).from_buffer(
@@ -207,15 +271,7 @@ class NativeTarget:
         if mdl is not None:
             mdl_address, mdl_keep = build_mdl_chain(mdl)
             keep.extend(mdl_keep)
-        status = int(
-            self._invoke(
-                self._lib.VmbPacketSendWithExternalMdl,
-                packet, buffer_address, buffer_length, mdl_address, mdl_offset, mdl_length, flags,
-            )
-        )
-        if status == STATUS_SUCCESS:
-            self._keepalive[packet] = keep
-        return status & UINT32_MAX
+        return keep, buffer_address, mdl_address
 
     # -- host side ------------------------------------------------------------------------
 
@@ -301,13 +357,17 @@ class NativeTarget:
             self._lib.vmbcore_channel_destroy(channel)
         self._rings.clear()
         self._packets.clear()
+        for keep in [*self._keepalive.values(), *self._retired]:
+            _drop(keep)
         self._keepalive.clear()
+        self._retired.clear()
         self._violation = None
 
 
-def RustTarget() -> NativeTarget:
-    """The Rust core (``adapters/rust``), in process. Build it first with
-    ``python adapters/rust/build.py``; the error says so if it is missing."""
+def RustTarget(guard: bool | None = None) -> NativeTarget:
+    """The Rust core (``adapters/rust``), in process, with guard pages unless ``guard`` is
+    False. Build it first with ``python adapters/rust/build.py``; the error says so if it is
+    missing."""
     from adapters.rust.build import library_path
 
-    return NativeTarget(library_path(), name="rust")
+    return NativeTarget(library_path(), name="rust", guard=guard)

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from .abi import DEFAULT_CAPABILITIES, MdlChainArg
-from .arguments import check_capabilities, check_name, check_path, check_seconds
+from .arguments import (
+    check_capabilities,
+    check_guard,
+    check_name,
+    check_path,
+    check_seconds,
+)
 from .errors import MAX_KEPT_CALLS, ImpossibleResult, TargetCrashed, TargetError
 from .protocol import (
     MAX_ERROR_TEXT,
@@ -36,7 +42,7 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 #: What the worker process runs: ``python -c _BOOT ROOT LIBRARY``.
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from adapters.native.worker import main; raise SystemExit(main(sys.argv[2]))"
+    "from adapters.native.worker import main; raise SystemExit(main(*sys.argv[2:4]))"
 )
 
 #: Seconds one call to an isolated target may take before it counts as a hang.
@@ -61,9 +67,10 @@ class _Worker:
     objects, each under its own id. ``generation`` changes when a process starts or stops, so
     that a target can tell that the process holding its handles has gone."""
 
-    def __init__(self, path: str, start_timeout: float) -> None:
+    def __init__(self, path: str, start_timeout: float, guard: bool = False) -> None:
         self.path = path
         self.start_timeout = start_timeout
+        self.guard = guard
         self.generation = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
@@ -83,7 +90,8 @@ class _Worker:
         # Closed by stop(), which outlives this function.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, _ROOT, self.path],
+            [sys.executable, "-c", _BOOT, _ROOT, self.path,
+             "guard" if self.guard else "no-guard"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -174,21 +182,21 @@ class _Worker:
 
 
 #: The shared workers: one per library file (its real path and modification time, so that a
-#: rebuilt library gets a new worker).
-_POOL: dict[tuple[str, int | None], _Worker] = {}
+#: rebuilt library gets a new worker) and guard mode.
+_POOL: dict[tuple[str, int | None, bool], _Worker] = {}
 _POOL_LOCK = threading.Lock()
 
 
-def shared_worker(path: str, start_timeout: float) -> _Worker:
+def shared_worker(path: str, start_timeout: float, guard: bool = False) -> _Worker:
     real = os.path.realpath(path)
     try:
         stamp: int | None = os.stat(real).st_mtime_ns
     except OSError:
         stamp = None
     with _POOL_LOCK:
-        worker = _POOL.get((real, stamp))
+        worker = _POOL.get((real, stamp, guard))
         if worker is None:
-            worker = _POOL[(real, stamp)] = _Worker(path, start_timeout)
+            worker = _POOL[(real, stamp, guard)] = _Worker(path, start_timeout, guard)
         return worker
 
 
@@ -212,6 +220,10 @@ class IsolatedTarget:
     other targets on that library; ``shared=False`` gives it a worker of its own, started on
     its first call and stopped by :meth:`close` (a fresh library instance, at the cost of a
     process start per target).
+
+    ``guard`` (default: where the platform allows) lays the MDLs and buffer of every send
+    against guard pages in the worker (:mod:`.guard`): a read past them is a ``crash`` naming
+    the call, the faulting address and the MDL or buffer read past.
     """
 
     def __init__(
@@ -223,8 +235,10 @@ class IsolatedTarget:
         capabilities: frozenset[str] = DEFAULT_CAPABILITIES,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         shared: bool = True,
+        guard: bool | None = None,
     ) -> None:
         self.path = check_path(path)
+        self.guard = check_guard(guard)
         self.timeout = check_seconds("timeout", timeout)
         start_timeout = check_seconds("start_timeout", start_timeout)
         self.name = check_name(name) or f"native:{self.path}"
@@ -233,9 +247,9 @@ class IsolatedTarget:
             raise TypeError(f"shared must be True or False, not {shared!r}")
         self.shared = shared
         self._worker = (
-            shared_worker(self.path, start_timeout)
+            shared_worker(self.path, start_timeout, self.guard)
             if shared
-            else _Worker(self.path, start_timeout)
+            else _Worker(self.path, start_timeout, self.guard)
         )
         self._id: int | None = None
         self._generation = 0
@@ -299,6 +313,8 @@ class IsolatedTarget:
             raise self._lost("crash", f"the worker's reply was malformed: {error}") from None
         if kind == "impossible":
             raise self._impossible(value)
+        if kind == "fault":
+            raise self._lost("crash", f"{method} faulted: {value}")
         raise rebuild_error(*value)
 
     # -- the target interface -----------------------------------------------------------

@@ -8,16 +8,16 @@ import os
 from typing import Any
 
 from .abi import load_library
-from .arguments import check_seconds
+from .arguments import check_guard, check_seconds
 from .errors import TargetCrashed, TargetError
 from .inprocess import NativeTarget, RustTarget
 from .isolated import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, IsolatedTarget, shared_worker
 
 
-def _probe_isolated(path: str, start_timeout: float) -> None:
+def _probe_isolated(path: str, start_timeout: float, guard: bool) -> None:
     """Starts the shared worker of ``path`` (so it loads the library); ValueError if it
     cannot. The worker stays up for the targets that follow."""
-    worker = shared_worker(path, start_timeout)
+    worker = shared_worker(path, start_timeout, guard)
     try:
         worker.new_id()
     except TargetError as error:
@@ -42,19 +42,30 @@ def resolve(spec: str, options: dict[str, Any]) -> tuple[str, Any]:
     in process. The worker is replaced only after a crash or hang. ``options["timeout"]`` is how
     long one call may take (default :data:`DEFAULT_TIMEOUT`) before it counts as a hang.
 
+    ``options["guard"]`` (True or unset: guard pages where the platform allows; False: none,
+    ``--no-guard``) lays every send's MDLs and buffer against guard pages (:mod:`.guard`). A
+    read past them is a ``crash`` verdict naming the call in a worker; in process it ends the
+    process, after a message on stderr saying which MDL or buffer was read past and to run
+    the target isolated.
+
     Raises ValueError with a message for the user when the library is missing, is not a shared
     library, or lacks part of the ABI, or when ``timeout`` is not a finite number of seconds
-    in (0, :data:`MAX_TIMEOUT`] or ``isolate`` is not True, False or None.
+    in (0, :data:`MAX_TIMEOUT`], ``isolate`` is not True, False or None, or ``guard`` is not
+    True, False or None (or True where guard pages are not available).
     """
     kind, separator, rest = spec.partition(":")
     isolate = options.get("isolate")
     if isolate is not None and not isinstance(isolate, bool):
         raise ValueError(f"the isolate option must be true, false or unset, not {isolate!r}")
     timeout = options.get("timeout")
+    guard_option = options.get("guard")
+    if guard_option is not None and not isinstance(guard_option, bool):
+        raise ValueError(f"the guard option must be true, false or unset, not {guard_option!r}")
     try:
         timeout = DEFAULT_TIMEOUT if timeout is None else check_seconds("the timeout", timeout)
     except TypeError as error:  # a usage error all the same
         raise ValueError(str(error)) from None
+    guard = check_guard(guard_option)
 
     if kind == "rust":
         if separator:
@@ -66,11 +77,11 @@ def resolve(spec: str, options: dict[str, Any]) -> tuple[str, Any]:
         except FileNotFoundError as error:
             raise ValueError(str(error)) from None
         if isolate is True:
-            _probe_isolated(path, DEFAULT_START_TIMEOUT)
+            _probe_isolated(path, DEFAULT_START_TIMEOUT, guard)
             name = "rust (isolated)"
-            return name, lambda: IsolatedTarget(path, timeout, name=name)
+            return name, lambda: IsolatedTarget(path, timeout, name=name, guard=guard)
         load_library(path)  # LibraryError (a ValueError) names what is wrong
-        return "rust", RustTarget
+        return "rust", lambda: RustTarget(guard=guard)
 
     if kind != "native" or not separator:
         raise ValueError(f"target {spec!r}: expected `rust` or `native:PATH`")
@@ -84,6 +95,6 @@ def resolve(spec: str, options: dict[str, Any]) -> tuple[str, Any]:
     name = f"native:{rest}"
     if isolate is False:
         load_library(path)
-        return name, lambda: NativeTarget(path, name=name)
-    _probe_isolated(path, DEFAULT_START_TIMEOUT)
-    return name, lambda: IsolatedTarget(path, timeout, name=name)
+        return name, lambda: NativeTarget(path, name=name, guard=guard)
+    _probe_isolated(path, DEFAULT_START_TIMEOUT, guard)
+    return name, lambda: IsolatedTarget(path, timeout, name=name, guard=guard)

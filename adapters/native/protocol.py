@@ -1,6 +1,8 @@
 """The pipe protocol between an :class:`~adapters.native.IsolatedTarget` and its worker: one
 request ``(target id, method, args)``, one reply ``("ok", value)``, ``("error", (type name,
-message))`` or ``("impossible", detail)``, each a pickle after a 4-byte little-endian length.
+message))``, ``("impossible", detail)`` or ``("fault", detail)`` (the guard fault handler's
+line, written just before the worker dies of the signal), each a pickle after a 4-byte
+little-endian length.
 
 The worker runs a library that is not trusted, and the library could write on the pipe, so a
 reply is read as data: at most :data:`MAX_REPLY_BYTES`, unpickled with no class or function
@@ -142,7 +144,7 @@ def unpack_reply(reply: Any) -> tuple[str, Any]:
     kind, value = reply
     if kind == "ok":
         return kind, value
-    if kind == "impossible" and isinstance(value, str):
+    if kind in ("impossible", "fault") and isinstance(value, str):
         return kind, value[:MAX_ERROR_TEXT]
     if (
         kind == "error"

@@ -1,0 +1,278 @@
+"""Guard pages around the MDLs and buffer of a send (issue 10, part 1).
+
+The over-reading libraries are shims built here with gcc: they dlopen the real Rust core and
+forward every function of the ABI to it, except that VmbPacketSendWithExternalMdl, when the
+first MDL's ByteOffset is 0xFFF, first reads one PFN past the end of the last MDL's PFN array
+(``OVERREAD_PFN``) or one byte past the buffer's BufferLength bytes (``OVERREAD_BUFFER``) and
+throws the value away. What they emit is the core's, so without guard pages nothing sees the
+over-read; with them (the default) it is a crash verdict naming the call and what was read
+past, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adapters.native import IsolatedTarget, NativeTarget, TargetCrashed
+from adapters.native.guard import GUARD_AVAILABLE, PAGE, Guarded, place_buffer, place_mdl_chain
+from adapters.rust.build import CRATE_DIR, build_library, library_path
+from conformance import run_conformance
+from conformance.cases import load_cases
+from conformance.cli import main
+from conformance.targets import resolve_target
+
+pytestmark = pytest.mark.skipif(not GUARD_AVAILABLE, reason="guard pages need Linux")
+
+TRIGGER = 0xFFF
+
+SHIM = r"""
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "vmbcore.h"
+
+static void *core;
+
+static void *real(const char *name)
+{
+    if (core == NULL) {
+        core = dlopen(CORE_PATH, RTLD_NOW | RTLD_LOCAL);
+        if (core == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
+    }
+    void *function = dlsym(core, name);
+    if (function == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
+    return function;
+}
+
+#define REAL(name) ((__typeof__(&name))real(#name))
+
+VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { return REAL(VmbPacketAllocate)(Channel); }
+void VmbPacketFree(VMBPACKET Packet) { REAL(VmbPacketFree)(Packet); }
+void VmbPacketSetCompletionRoutine(VMBPACKET Packet, PFN_VMB_PACKET_COMPLETION_ROUTINE Routine)
+{ REAL(VmbPacketSetCompletionRoutine)(Packet, Routine); }
+
+NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint32_t BufferLength,
+                                      MDL *ExternalDataMdl, uint32_t MdlOffset,
+                                      uint32_t MdlLength, uint32_t Flags)
+{
+    if (ExternalDataMdl != NULL && ExternalDataMdl->ByteOffset == 0xFFF) {
+#ifdef OVERREAD_PFN
+        MDL *last = ExternalDataMdl;
+        while (last->Next != NULL) last = last->Next;
+        uint64_t span = ((last->ByteOffset & 0xFFF) + (uint64_t)last->ByteCount + 0xFFF) >> 12;
+        volatile uint64_t sink = MmGetMdlPfnArray(last)[span];  /* one PFN past the array */
+        (void)sink;
+#endif
+#ifdef OVERREAD_BUFFER
+        if (Buffer != NULL) {
+            volatile uint8_t sink = ((const uint8_t *)Buffer)[BufferLength];  /* one past */
+            (void)sink;
+        }
+#endif
+    }
+    return REAL(VmbPacketSendWithExternalMdl)(PacketObject, Buffer, BufferLength,
+                                              ExternalDataMdl, MdlOffset, MdlLength, Flags);
+}
+
+NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
+{ return REAL(vmbcore_channel_create)(size, out); }
+NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { return REAL(vmbcore_channel_open)(c); }
+NTSTATUS vmbcore_channel_disable(VMBCHANNEL c) { return REAL(vmbcore_channel_disable)(c); }
+void vmbcore_channel_destroy(VMBCHANNEL c) { REAL(vmbcore_channel_destroy)(c); }
+NTSTATUS vmbcore_host_take_packet(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
+{ return REAL(vmbcore_host_take_packet)(c, out, cap, len); }
+NTSTATUS vmbcore_host_complete(VMBCHANNEL c, uint64_t t, NTSTATUS s, const uint8_t *d, uint32_t n)
+{ return REAL(vmbcore_host_complete)(c, t, s, d, n); }
+NTSTATUS vmbcore_channel_ring_bytes(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
+{ return REAL(vmbcore_channel_ring_bytes)(c, out, cap, len); }
+"""
+
+
+@pytest.fixture(scope="module")
+def core() -> Path:
+    try:
+        return library_path()
+    except FileNotFoundError:
+        if shutil.which("cargo") is None:
+            pytest.skip("the Rust core is not built and cargo is not installed")
+        return build_library()
+
+
+def _build_shim(folder: Path, core: Path, variant: str) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    source = folder / "shim.c"
+    source.write_text(SHIM)
+    library = folder / f"libshim_{variant.lower()}.so"
+    subprocess.run(
+        [
+            "gcc", "-std=gnu11", "-O0", "-Wall", "-Werror", "-shared", "-fPIC", f"-D{variant}",
+            f"-DCORE_PATH={json.dumps(str(core.resolve()))}", f"-I{CRATE_DIR / 'include'}",
+            str(source), "-o", str(library), "-ldl",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return library
+
+
+@pytest.fixture(scope="module")
+def pfn_shim(tmp_path_factory: pytest.TempPathFactory, core: Path) -> Path:
+    return _build_shim(tmp_path_factory.mktemp("pfn-shim"), core, "OVERREAD_PFN")
+
+
+@pytest.fixture(scope="module")
+def buffer_shim(tmp_path_factory: pytest.TempPathFactory, core: Path) -> Path:
+    return _build_shim(tmp_path_factory.mktemp("buffer-shim"), core, "OVERREAD_BUFFER")
+
+
+def _send(target: IsolatedTarget | NativeTarget, mdl: list[tuple[int, int, list[int]]],
+          buffer: bytes = b"hello") -> int:
+    channel = target.create_channel(0x4000)
+    target.open_channel(channel)
+    packet = target.allocate_packet(channel)
+    assert packet is not None
+    return target.send_with_external_mdl(packet, bytearray(buffer), len(buffer), mdl, 0, 1, 1)
+
+
+# ---- the layout -----------------------------------------------------------------------------
+
+
+def test_every_pfn_array_and_the_buffer_end_at_a_page_boundary() -> None:
+    guarded = Guarded()
+    chain = [(0xFFF, 2, [1, 2]), (0, 0x1000, [3]), (8, 0, [4])]
+    first = place_mdl_chain(guarded, chain, "of a test")
+    buffer = place_buffer(guarded, b"abc", 3, "of a test")
+    assert (buffer + 3) % PAGE == 0
+    address, ends = first, []
+    for _, _, pfns in chain:
+        region = next(r for r in guarded.regions if r.data_start <= address < r.data_end)
+        ends.append(address + 0x30 + 8 * len(pfns) == region.data_end)
+        address = int.from_bytes(ctypes.string_at(address, 8), "little")  # Next
+    assert ends == [True, True, True] and address == 0
+    guarded.release()
+    assert guarded.regions == []
+
+
+# ---- isolated: a crash naming the call and what was read past ---------------------------
+
+
+def test_a_read_past_the_last_pfn_array_is_a_crash_naming_the_call_and_the_mdl(
+    pfn_shim: Path,
+) -> None:
+    with IsolatedTarget(pfn_shim, timeout=10) as target:
+        with pytest.raises(TargetCrashed) as caught:
+            _send(target, [(TRIGGER, 1, [5]), (0, 0x1000, [6])])
+        error = caught.value
+        assert error.kind == "crash"
+        assert error.calls[-1][0] == "send_with_external_mdl"
+        text = str(error)
+        assert "send_with_external_mdl faulted" in text
+        assert "outside the MDLs and buffer the call described" in text
+        assert "0x0 bytes past the end of MDL 1 of the chain (1 PFN slot)" in text
+        assert "SIGSEGV" in text
+        # The run goes on: a fresh worker serves the next call.
+        assert _send(target, [(0, 0x1000, [6])]) == 0
+        assert target.restarts == 1
+
+
+def test_a_read_past_the_buffer_is_a_crash_naming_the_buffer(buffer_shim: Path) -> None:
+    with IsolatedTarget(buffer_shim, timeout=10) as target:
+        with pytest.raises(TargetCrashed) as caught:
+            _send(target, [(TRIGGER, 2, [1, 2])], b"hello")
+        text = str(caught.value)
+        assert caught.value.kind == "crash"
+        assert "send_with_external_mdl faulted" in text
+        assert "0x0 bytes past the end of the in-line buffer (0x5 bytes)" in text
+
+
+def test_without_guard_pages_the_over_read_goes_unseen(pfn_shim: Path, core: Path) -> None:
+    mdl = [(TRIGGER, 1, [5]), (0, 0x1000, [6])]
+    with IsolatedTarget(pfn_shim, timeout=10, guard=False) as target:
+        assert _send(target, mdl) == 0
+        assert target.restarts == 0
+
+
+def _replay_file(folder: Path, mdl: list[list[object]]) -> Path:
+    steps = [
+        {"op": "create_channel", "ring_data_size": 0x4000},
+        {"op": "open", "channel": 0},
+        {"op": "allocate", "channel": 0},
+        {"op": "send", "packet": 0, "buffer": "68656c6c6f", "buffer_length": 5,
+         "mdl": mdl, "mdl_length": 1, "flags": 1},
+    ]
+    path = folder / "overread.json"
+    path.write_text(json.dumps({"vmbspec_replay": 1, "steps": steps}))
+    return path
+
+
+def test_replay_reports_the_over_read_and_no_guard_hides_it(
+    pfn_shim: Path, buffer_shim: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replay = str(_replay_file(tmp_path, [[TRIGGER, 2, [1, 2]]]))
+    for shim, what in ((pfn_shim, "MDL 0 of the chain (2 PFN slots)"),
+                       (buffer_shim, "the in-line buffer (0x5 bytes)")):
+        assert main(["replay", replay, "--target", f"native:{shim}"]) == 1
+        output = capsys.readouterr().out
+        assert "FAIL at step 4 (crash)" in output
+        assert "send_with_external_mdl" in output and what in output
+        assert main(["replay", replay, "--target", f"native:{shim}", "--no-guard"]) == 0
+        assert "PASS" in capsys.readouterr().out
+
+
+def test_the_catalog_goes_on_after_each_over_read(pfn_shim: Path) -> None:
+    report = run_conformance(f"native:{pfn_shim}", examples=0)
+    assert report.cases_run == len(load_cases())
+    assert report.failures
+    for failure in report.failures:
+        assert failure.kind == "crash", failure.message
+        assert "outside the MDLs and buffer the call described" in failure.message
+        assert failure.steps[-1]["op"] == "send"
+        assert failure.steps[-1]["mdl"][0][0] == TRIGGER
+
+
+# ---- in process: the fault ends the process, with a message saying what to do ------------
+
+
+def test_in_process_the_fault_names_the_mdl_and_says_to_isolate(pfn_shim: Path) -> None:
+    program = (
+        "import sys; from adapters.native import NativeTarget\n"
+        "from tests.adapters.test_native_guard import _send\n"
+        f"_send(NativeTarget({str(pfn_shim)!r}), [({TRIGGER}, 1, [5])])\n"
+        "print('not reached')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", program], cwd=root, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == -signal.SIGSEGV, result.stderr
+    assert "not reached" not in result.stdout
+    assert "past the end of MDL 0 of the chain (1 PFN slot)" in result.stderr
+    assert "run the target isolated" in result.stderr
+
+
+# ---- the Rust core never faults: the whole default check with guards on -----------------
+
+
+@pytest.mark.parametrize("isolation", ["--no-isolate", "--isolate"])
+def test_the_rust_core_passes_the_default_check_with_guards(
+    core: Path, isolation: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = "rust" if isolation == "--no-isolate" else f"native:{core}"
+    _name, factory = resolve_target(target, {"isolate": isolation == "--isolate"})
+    made = factory()
+    assert made.guard is True  # guards are on by default
+    made.close()
+    status = main(["check", "--target", target, isolation, "--quiet", "--no-proofs",
+                   "--replay-dir", str(tmp_path)])
+    assert status == 0, capsys.readouterr().out
