@@ -374,7 +374,7 @@ def test_an_invalid_ring_size_is_an_error_per_shape(core: str) -> None:
 
 # -- malformed inputs: shapes as Python values, and the runner's encoded batch -----------------
 #
-# The generators below are shared with bench/malformed_sweep.py, which runs 10,000 or more of
+# The generators below are shared with bench/malformed_sweep_native.py, which runs 10,000 of
 # each. A Python shape either encodes or raises ValueError naming what is wrong; an encoded
 # batch, however mangled, makes the runner return VMBSWEEP_OK, VMBSWEEP_BAD_SHAPE or
 # VMBSWEEP_RESULTS_FULL with records that decode, and never crash (the runner runs in this
