@@ -182,49 +182,59 @@ def _uint(value: Any, limit: int, what: str) -> int:
     return value
 
 
-def encode_shape(shape: Shape, chains: dict[Any, bytes] | None = None) -> bytes:
+def encode_shape(shape: Shape, chains: dict[int, tuple[Any, int, bytes]] | None = None) -> bytes:
     """One shape in the runner's encoding (vmbsweep.h). ValueError names what is wrong: a
     shape that is not a 6-tuple, an integer out of range, a BufferLength longer than the
     buffer, more than :data:`MAX_SHAPE_MDLS` MDLs. ``chains``, if given, caches the encoded
-    MDL chains (a sweep sends the same chain with many offsets, lengths and flags)."""
-    if not isinstance(shape, tuple) or len(shape) != 6:
+    MDL chains by identity (a sweep sends one chain object with many offsets, lengths and
+    flags); the caller keeps the shapes, hence the chains, alive while it uses the cache."""
+    if type(shape) is not tuple or len(shape) != 6:
         raise ValueError(f"a shape is a 6-tuple, not {shape!r:.200}")
     mdl, mdl_offset, mdl_length, flags, buffer, buffer_length = shape
-    for value in (mdl_offset, mdl_length, flags, buffer_length):
-        if type(value) is not int or not 0 <= value <= UINT32_MAX:
-            _uint(mdl_offset, UINT32_MAX, "MdlOffset")
-            _uint(mdl_length, UINT32_MAX, "MdlLength")
-            _uint(flags, UINT32_MAX, "Flags")
-            _uint(buffer_length, UINT32_MAX, "BufferLength")
-    encoded_chain = None
-    if chains is not None and type(mdl) is tuple:
-        with contextlib.suppress(TypeError):  # an unhashable chain is encoded afresh
-            encoded_chain = chains.get(mdl)
-    if encoded_chain is None:
-        encoded_chain = _encode_chain(mdl)
-        if chains is not None and type(mdl) is tuple and len(chains) < _MAX_CACHED_CHAINS:
-            with contextlib.suppress(TypeError):
-                chains[mdl] = encoded_chain
-    count = len(mdl) if mdl is not None else 0
+    if not (
+        type(mdl_offset) is int and 0 <= mdl_offset <= UINT32_MAX
+        and type(mdl_length) is int and 0 <= mdl_length <= UINT32_MAX
+        and type(flags) is int and 0 <= flags <= UINT32_MAX
+        and type(buffer_length) is int and 0 <= buffer_length <= UINT32_MAX
+    ):
+        _uint(mdl_offset, UINT32_MAX, "MdlOffset")
+        _uint(mdl_length, UINT32_MAX, "MdlLength")
+        _uint(flags, UINT32_MAX, "Flags")
+        _uint(buffer_length, UINT32_MAX, "BufferLength")
+    if mdl is None:
+        count, encoded_chain = 0, b""
+    elif chains is None:
+        count, encoded_chain = _encode_chain(mdl)
+    else:
+        hit = chains.get(id(mdl))
+        if hit is not None and hit[0] is mdl:
+            _, count, encoded_chain = hit
+        else:
+            count, encoded_chain = _encode_chain(mdl)
+            if len(chains) < _MAX_CACHED_CHAINS:
+                chains[id(mdl)] = (mdl, count, encoded_chain)
     if buffer is None:
         head = _SHAPE_HEAD.pack(count, mdl_offset, mdl_length, flags, 0, buffer_length)
         return head + encoded_chain
-    if not isinstance(buffer, bytes | bytearray | memoryview):
-        raise ValueError(f"the buffer must be bytes or None, not {type(buffer).__name__}")
-    data = bytes(buffer)
-    if buffer_length > len(data):
-        raise ValueError(f"BufferLength {buffer_length} exceeds the {len(data)}-byte buffer")
+    if type(buffer) is not bytes:
+        if not isinstance(buffer, bytes | bytearray | memoryview):
+            raise ValueError(f"the buffer must be bytes or None, not {type(buffer).__name__}")
+        buffer = bytes(buffer)
+    if buffer_length > len(buffer):
+        raise ValueError(f"BufferLength {buffer_length} exceeds the {len(buffer)}-byte buffer")
     head = _SHAPE_HEAD.pack(count, mdl_offset, mdl_length, flags, 1, buffer_length)
-    return head + data[:buffer_length] + encoded_chain
+    return head + buffer[:buffer_length] + encoded_chain
 
 
 #: The most distinct MDL chains :func:`sweep_shapes` keeps encoded.
 _MAX_CACHED_CHAINS = 1 << 16
 
 
-def _encode_chain(mdl: Any) -> bytes:
-    """The MDL part of a shape's encoding (empty for a NULL MDL)."""
-    chain = () if mdl is None else tuple(mdl)
+def _encode_chain(mdl: Any) -> tuple[int, bytes]:
+    """The MDL count and the MDL part of a shape's encoding."""
+    if not isinstance(mdl, tuple | list):
+        raise ValueError(f"the MDL chain must be a tuple, a list or None, not {mdl!r:.200}")
+    chain = tuple(mdl)
     if len(chain) > MAX_SHAPE_MDLS:
         raise ValueError(f"{len(chain)} MDLs, more than the runner's {MAX_SHAPE_MDLS}")
     parts: list[bytes] = []
@@ -232,6 +242,8 @@ def _encode_chain(mdl: Any) -> bytes:
         if not isinstance(entry, tuple | list) or len(entry) != 3:
             raise ValueError(f"an MDL is (byte_offset, byte_count, pfns), not {entry!r:.200}")
         byte_offset, byte_count, pfns = entry
+        if not isinstance(pfns, tuple | list):
+            raise ValueError(f"an MDL's PFNs must be a tuple or a list, not {pfns!r:.200}")
         pfn_list = list(pfns)
         if len(pfn_list) > 0x20_0000:
             raise ValueError(f"{len(pfn_list)} PFNs in one MDL, more than 0x200000")
@@ -246,7 +258,7 @@ def _encode_chain(mdl: Any) -> bytes:
             _uint(byte_count, UINT32_MAX, "ByteCount")
             for p in pfn_list:
                 _uint(p, UINT64_MAX, "a PFN")
-    return b"".join(parts)
+    return len(chain), b"".join(parts)
 
 
 def _decode_records(
@@ -509,7 +521,7 @@ def sweep_shapes(
     runner = rust_library_path()
     _check_runner(runner)
     encoded = []
-    chains: dict[Any, bytes] = {}
+    chains: dict[int, tuple[Any, int, bytes]] = {}
     for index, shape in enumerate(shapes):
         try:
             encoded.append(encode_shape(shape, chains))

@@ -410,7 +410,10 @@ def _mdl_entry(draw: st.DrawFn, wild: bool) -> Any:
     pfns = st.lists(_values() if wild else st.integers(0, (1 << 64) - 1), max_size=5)
     entry = (draw(number), draw(number), tuple(draw(pfns)))
     if wild and draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from([entry[:2], [*entry], (*entry, 0), 7, "mdl"]))
+        first, second = entry[0], entry[1]
+        return draw(st.sampled_from([entry[:2], [*entry], (*entry, 0), 7, "mdl",
+                                     (first, second, 7), (first, second, "pfns"),
+                                     (first, second, None)]))
     return entry
 
 
@@ -420,7 +423,8 @@ def python_shapes(draw: st.DrawFn) -> Any:
     wild = draw(st.booleans())
     number = _values() if wild else _small_u32()
     chain = draw(st.lists(_mdl_entry(wild), max_size=4))
-    mdl = draw(st.sampled_from([None, tuple(chain), chain, "chain", ((0, 0x1000, (1,)),) * 257]))
+    mdl = draw(st.sampled_from([None, tuple(chain), chain, "chain", ((0, 0x1000, (1,)),) * 257,
+                                iter(chain), 5]))
     buffer = draw(st.one_of(st.none(), st.binary(max_size=16), st.binary(max_size=16).map(
         bytearray), st.sampled_from([7, "text", memoryview(b"mv")])))
     shape = (mdl, draw(number), draw(number), draw(number), buffer, draw(number))
