@@ -530,3 +530,58 @@ def test_a_mangled_batch_never_crashes_the_runner(
 
 
 _RUNNER: dict[str, InProcessRunner] = {}
+
+
+SWEEP_C = r"""
+#include <stdio.h>
+#include <string.h>
+#include "vmbcore.h"
+#include "vmbsweep.h"
+
+static void put32(uint8_t **p, uint32_t v) { memcpy(*p, &v, 4); *p += 4; }
+
+int main(int argc, char **argv)
+{
+    uint8_t shapes[64], *p = shapes;
+    /* one shape: NULL MDL, MdlOffset 0, MdlLength 0, WAIT, a 3-byte buffer */
+    put32(&p, 0); put32(&p, 0); put32(&p, 0); put32(&p, 1); put32(&p, 1); put32(&p, 3);
+    memcpy(p, "abc", 3); p += 3;
+    static uint8_t results[1 << 16];
+    VMBSWEEP_PROGRESS progress;
+    memset(&progress, 0xAB, sizeof progress);
+    int32_t code = vmbsweep_run(argv[1], 0x4000, shapes, (size_t)(p - shapes), results,
+                                sizeof results, &progress, 0);
+    uint32_t record[5];
+    memcpy(record, results, sizeof record);
+    printf("%d %llu %llu %u %u %u %u %u %u\n", code, (unsigned long long)progress.shapes_done,
+           (unsigned long long)progress.results_len, progress.fault_signal, record[0],
+           record[1], record[2], record[3], record[4]);
+    uint64_t ns = 0;
+    int32_t raw = vmbsweep_raw_rate(argv[1], 1000, &ns);
+    printf("%d %d\n", raw, ns > 0);
+    return argc == 2 ? 0 : 1;
+}
+"""
+
+
+def test_the_header_matches_the_runner_from_c(core: str, tmp_path: Path) -> None:
+    """A C program built against vmbsweep.h runs a batch of one shape and the raw rate."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    source = tmp_path / "sweep.c"
+    source.write_text(SWEEP_C)
+    binary = tmp_path / "sweep"
+    folder = str(Path(core).parent)
+    subprocess.run(
+        ["gcc", "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{CRATE_DIR / 'include'}",
+         str(source), f"-L{folder}", f"-l:{Path(core).name}", f"-Wl,-rpath,{folder}",
+         "-o", str(binary)],
+        check=True, capture_output=True,
+    )
+    run = subprocess.run([str(binary), core], capture_output=True, text=True, timeout=60,
+                         check=True)
+    first, second = run.stdout.splitlines()
+    # OK, one shape, a 20-byte record + a 24-byte in-band packet, no fault; status 0, no
+    # completion call, no error, detail 0, packet length 24.
+    assert first.split() == ["0", "1", "44", "0", "0", "0", "0", "0", "24"]
+    assert second.split() == ["0", "1"]
