@@ -4,11 +4,13 @@ Measures, on this machine:
 
 1. stateful steps per second (``run_conformance(..., cases=False)``, one fixed seed, so every
    target runs the same call sequences) against the simulator, the Rust core in process, the
-   Rust core isolated in the shared worker (``--target rust --isolate``), and isolated with a
-   worker per target (``IsolatedTarget(shared=False)``, what the shared worker saves);
+   Rust core isolated in the shared worker (``--target rust --isolate``), both with guard
+   pages (the default) and without (``--no-guard``), and isolated with a worker per target
+   (``IsolatedTarget(shared=False)``, what the shared worker saves);
 2. the core's raw speed: send + host take + host complete cycles per second through ctypes
-   (the bare ABI calls, then the same cycle through ``NativeTarget`` and ``IsolatedTarget``),
-   and from Rust with no Python at all (``cargo run --release --example raw_loop``).
+   (the bare ABI calls, then the same cycle through ``NativeTarget`` and ``IsolatedTarget``,
+   with and without guard pages), and from Rust with no Python at all
+   (``cargo run --release --example raw_loop``).
 
 Run: ``PYTHONPATH=. python bench/bench_native.py [--examples N] [--repeat R] [--no-write]``.
 """
@@ -153,7 +155,7 @@ def say(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=20_000, help="raw cycles through Python")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -163,30 +165,46 @@ def main(argv: list[str] | None = None) -> int:
     fresh_worker = args.examples // 4
     targets: list[tuple[str, str, Callable[[], Any], int]] = [
         ("sim", "simulator (`--target sim`)", SimTarget, args.examples),
-        ("rust", "Rust core in process (`--target rust`)", RustTarget, args.examples),
-        ("rust-isolated", "Rust core isolated, shared worker (`--target rust --isolate`)",
-         lambda: IsolatedTarget(library, name="rust (isolated)"), args.examples),
+        ("rust", "Rust core in process (`--target rust`), guard pages", RustTarget,
+         args.examples),
+        ("rust-no-guard", "Rust core in process, `--no-guard`",
+         lambda: RustTarget(guard=False), args.examples),
+        ("rust-isolated", "Rust core isolated, shared worker (`--target rust --isolate`), "
+         "guard pages", lambda: IsolatedTarget(library, name="rust (isolated)"), args.examples),
+        ("rust-isolated-no-guard", "Rust core isolated, shared worker, `--no-guard`",
+         lambda: IsolatedTarget(library, name="rust (isolated)", guard=False), args.examples),
         ("rust-fresh-worker", "Rust core isolated, a worker per target (`shared=False`)",
          lambda: IsolatedTarget(library, shared=False), fresh_worker),
     ]
-    stateful_rows = []
-    for key, label, factory, examples in targets:
-        rate, steps, seconds = stateful(factory, examples, args.repeat)
-        stateful_rows.append((key, label, examples, steps, seconds, rate))
-        say(f"{key:18} {examples:4} examples {steps:6} steps {seconds:6.2f} s {rate:8.0f} steps/s")
+    # Runs alternate between the targets (one run of each, ``repeat`` rounds), so that a slow
+    # spell of this shared machine weighs on every row alike (guards vs --no-guard above all).
+    runs: dict[str, list[tuple[float, int, float]]] = {key: [] for key, *_ in targets}
+    for _round in range(args.repeat):
+        for key, _label, factory, examples in targets:
+            runs[key].append(stateful(factory, examples, 1))
     shutdown_workers()
+    stateful_rows = []
+    for key, label, _factory, examples in targets:
+        rate = statistics.median(r[0] for r in runs[key])
+        steps = runs[key][0][1]
+        seconds = statistics.median(r[2] for r in runs[key])
+        stateful_rows.append((key, label, examples, steps, seconds, rate))
+        say(f"{key:22} {examples:4} examples {steps:6} steps {seconds:6.2f} s "
+            f"{rate:8.0f} steps/s")
 
     raw_rows = []
     rate = raw_ctypes(library, args.cycles)
     raw_rows.append(("bare ctypes calls (`load_library`)", rate))
     say(f"ctypes raw        {rate:10.0f} cycles/s")
-    rate = adapter_cycles(NativeTarget(library), args.cycles)
-    raw_rows.append(("`NativeTarget` methods, in process", rate))
-    say(f"NativeTarget      {rate:10.0f} cycles/s")
-    rate = adapter_cycles(IsolatedTarget(library), args.cycles // 4)
-    raw_rows.append(("`IsolatedTarget` methods, shared worker", rate))
-    say(f"IsolatedTarget    {rate:10.0f} cycles/s")
-    shutdown_workers()
+    for guard in (True, False):
+        what = "guard pages" if guard else "`--no-guard`"
+        rate = adapter_cycles(NativeTarget(library, guard=guard), args.cycles)
+        raw_rows.append((f"`NativeTarget` methods, in process, {what}", rate))
+        say(f"NativeTarget      {rate:10.0f} cycles/s guard={guard}")
+        rate = adapter_cycles(IsolatedTarget(library, guard=guard), args.cycles // 4)
+        raw_rows.append((f"`IsolatedTarget` methods, shared worker, {what}", rate))
+        say(f"IsolatedTarget    {rate:10.0f} cycles/s guard={guard}")
+        shutdown_workers()
     rust_rate, rust_line = rust_loop(1_000_000)
     raw_rows.append(("Rust, no Python (`cargo run --release --example raw_loop`)", rust_rate))
     say(f"Rust raw_loop     {rust_rate:10.0f} cycles/s ({rust_line})")
@@ -198,12 +216,27 @@ def main(argv: list[str] | None = None) -> int:
         f"{_version(['rustc', '--version'])}, {_version(['cargo', '--version'])}\n"
         f"- library: `{Path(library).relative_to(CRATE_DIR.parent.parent)}` (release build)\n"
         f"- stateful runs: seed {SEED}, {args.examples} examples of up to 40 steps (a quarter of "
-        f"that for the worker-per-target row), median of {args.repeat} runs; raw cycles: "
+        f"that for the worker-per-target row), median of {args.repeat} runs taken in "
+        f"alternation (one of each target per round); raw cycles: "
         f"{args.cycles} (a quarter isolated), the Rust loop 1,000,000\n"
         "- figures from one run on a machine other jobs may share: treat differences under "
         "about 20% as noise"
     )
-    rust_steps = next(r for r in stateful_rows if r[0] == "rust")[5]
+    rates = {r[0]: r[5] for r in stateful_rows}
+    rust_steps = rates["rust"]
+    raw = dict(raw_rows)
+    guard_cost = [
+        f"stateful run {where}: {rates[on]:,.0f} steps/s with guards, {rates[off]:,.0f} "
+        f"without ({100 * (rates[on] / rates[off] - 1):+.0f}%)"
+        for where, on, off in (("in process", "rust", "rust-no-guard"),
+                               ("isolated", "rust-isolated", "rust-isolated-no-guard"))
+    ]
+    raw_on = raw["`NativeTarget` methods, in process, guard pages"]
+    raw_off = raw["`NativeTarget` methods, in process, `--no-guard`"]
+    guard_cost.append(
+        f"raw `NativeTarget` cycle: {1e6 / raw_on:.1f} µs with guards, {1e6 / raw_off:.1f} µs "
+        f"without ({1e6 / raw_on - 1e6 / raw_off:+.1f} µs for the two guarded regions of a send)"
+    )
     lines = [
         "# Native targets: speed",
         "",
@@ -238,6 +271,23 @@ def main(argv: list[str] | None = None) -> int:
     for label, rate in raw_rows:
         lines.append(f"| {label} | {rate:,.0f} | {3 * rate:,.0f} |")
     lines += [
+        "",
+        "## Guard pages",
+        "",
+        "With guard pages (the default for native targets, `adapters/native/guard.py`) every",
+        "send maps its MDLs and buffer against inaccessible pages, from a pool of regions",
+        "reused from send to send; `--no-guard` passes ctypes heap memory as before. Measured",
+        "in the same run:",
+        "",
+        *(f"- {line}" for line in guard_cost),
+        "",
+        "A send places its buffer and each MDL in a pooled region (a few microseconds of",
+        "Python: copying, zeroing what an earlier send left, the header); only a region",
+        "larger than 16 pages (a PFN array of more than about 8,000 slots, a buffer over",
+        "64 KiB) costs a fresh mapping, two `mprotect` calls and an `munmap`. Sends are a",
+        "small share of a stateful run's steps and a step costs hundreds of microseconds of",
+        "Hypothesis and oracle, so on stateful runs the difference is within this machine's",
+        "run-to-run noise; it shows on the raw cycle, which is mostly the send.",
         "",
         "## Reading the figures",
         "",

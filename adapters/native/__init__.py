@@ -11,6 +11,15 @@ that reads the buffer late sees later changes, reading A11), and keeps both aliv
 packet's completion routine runs. One ctypes completion routine, registered on every packet at
 allocation, records ``(packet handle, status, bytes)``.
 
+Guard pages (:mod:`.guard`, on by default where the platform allows, ``guard=False`` or
+``--no-guard`` to turn them off): each MDL of a send and its in-line buffer then live in a
+mapping of their own, with every PFN array and the buffer's ``BufferLength`` bytes ending right
+before an inaccessible page and an inaccessible page before each, so a library that reads one
+PFN or one byte past what the call describes faults. The buffer is then a copy made at the
+call. A SIGSEGV/SIGBUS handler names the MDL or buffer the faulting address is past: in a
+worker the parent gets it as a ``crash`` verdict naming the call and the run goes on; in
+process the fault ends the process after that line and a hint to run the target isolated.
+
 :class:`RustTarget` is a :class:`NativeTarget` on the library built from ``adapters/rust``.
 
 :class:`IsolatedTarget` (:mod:`.isolated`) runs a :class:`NativeTarget` in a worker process
@@ -72,6 +81,7 @@ from .abi import (
 )
 from .arguments import MAX_TIMEOUT, check_seconds
 from .errors import ImpossibleResult, TargetCrashed, TargetError
+from .guard import GUARD_AVAILABLE, GuardError
 from .inprocess import NativeTarget, RustTarget
 from .isolated import DEFAULT_START_TIMEOUT, DEFAULT_TIMEOUT, IsolatedTarget, shutdown_workers
 from .names import resolve
@@ -82,6 +92,7 @@ __all__ = [
     "DEFAULT_CAPABILITIES",
     "DEFAULT_START_TIMEOUT",
     "DEFAULT_TIMEOUT",
+    "GUARD_AVAILABLE",
     "MAX_PENDING_COMPLETIONS",
     "MAX_PENDING_COMPLETION_BYTES",
     "MAX_REPLY_BYTES",
@@ -93,6 +104,7 @@ __all__ = [
     "STATUS_BUFFER_TOO_SMALL",
     "STATUS_INVALID_PARAMETER",
     "STATUS_SUCCESS",
+    "GuardError",
     "ImpossibleResult",
     "IsolatedTarget",
     "LibraryError",

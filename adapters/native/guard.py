@@ -46,6 +46,7 @@ Guards need Linux (``mmap``/``mprotect``/``sigaction`` through ctypes, x86-64 or
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import os
 import platform
@@ -76,7 +77,7 @@ MAP_ANONYMOUS = 0x20
 SA_SIGINFO = 0x4
 #: Regions of at most this many data pages are pooled, at most :data:`POOL_DEPTH` per size.
 POOLED_PAGES = 16
-POOL_DEPTH = 64
+POOL_DEPTH = 16
 
 
 class GuardError(OSError):
@@ -214,7 +215,8 @@ class Guarded:
             _POOL.give_back(region)
 
     def __del__(self) -> None:
-        self.release()
+        with contextlib.suppress(Exception):  # at interpreter exit the pool may be gone
+            self.release()
 
 
 def _zero_before(region: Region, start: int) -> None:

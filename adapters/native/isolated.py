@@ -147,13 +147,16 @@ class _Worker:
         except OSError:
             return ""
 
-    def stop(self) -> str:
-        """Kills the process (if alive) and returns how it ended; keeps the end of its stderr
-        in ``last_stderr``."""
+    def stop(self, grace: float = 0.0) -> str:
+        """Kills the process (if alive after ``grace`` seconds) and returns how it ended; keeps
+        the end of its stderr in ``last_stderr``."""
         process, self._process = self._process, None
         if process is None:
             return "no worker"
         self.generation += 1  # the targets attached to this process lose their handles
+        if grace > 0:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
         if process.poll() is None:
             process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -259,9 +262,10 @@ class IsolatedTarget:
         #: How many times a crash or hang of this target stopped its worker.
         self.restarts = 0
 
-    def _lost(self, kind: str, what: str | None) -> TargetCrashed:
-        """Stops the worker after a crash or hang of this target; the exception to raise."""
-        detail = self._worker.stop()
+    def _lost(self, kind: str, what: str | None, grace: float = 0.0) -> TargetCrashed:
+        """Stops the worker after a crash or hang of this target (giving it ``grace`` seconds
+        to die by itself, as after a fault it reported); the exception to raise."""
+        detail = self._worker.stop(grace)
         self._id = None
         self.restarts += 1
         message = detail if what is None else f"{what} ({detail})"
@@ -314,7 +318,8 @@ class IsolatedTarget:
         if kind == "impossible":
             raise self._impossible(value)
         if kind == "fault":
-            raise self._lost("crash", f"{method} faulted: {value}")
+            # The worker dies of the signal right after reporting it.
+            raise self._lost("crash", f"{method} faulted: {value}", grace=2.0)
         raise rebuild_error(*value)
 
     # -- the target interface -----------------------------------------------------------
@@ -381,11 +386,12 @@ class IsolatedTarget:
         target_id, self._id = self._id, None
         worker = self._worker
         if target_id is not None and worker.generation == self._generation:
-            ok = False
+            ok, reply = False, None
             with contextlib.suppress(TimeoutError):
-                ok, _reply = worker.request((target_id, "close", ()), min(self.timeout, 5.0))
-            if not ok:
-                worker.stop()
+                ok, reply = worker.request((target_id, "close", ()), min(self.timeout, 5.0))
+            faulted = isinstance(reply, tuple) and reply[:1] == ("fault",)
+            if not ok or faulted:
+                worker.stop(grace=2.0 if faulted else 0.0)
         if not self.shared:
             worker.shutdown()
 
