@@ -23,12 +23,19 @@ from pathlib import Path
 import pytest
 
 from adapters.native import IsolatedTarget, NativeTarget, TargetCrashed
-from adapters.native.guard import GUARD_AVAILABLE, PAGE, Guarded, place_buffer, place_mdl_chain
+from adapters.native.guard import (
+    GUARD_AVAILABLE,
+    PAGE,
+    Guarded,
+    describe_address,
+    place_buffer,
+    place_mdl_chain,
+)
 from adapters.rust.build import CRATE_DIR, build_library, library_path
 from conformance import run_conformance
 from conformance.cases import load_cases
 from conformance.cli import main
-from conformance.targets import resolve_target
+from conformance.targets import UnknownTarget, resolve_target
 
 pytestmark = pytest.mark.skipif(not GUARD_AVAILABLE, reason="guard pages need Linux")
 
@@ -161,6 +168,40 @@ def test_every_pfn_array_and_the_buffer_end_at_a_page_boundary() -> None:
     assert ends == [True, True, True] and address == 0
     guarded.release()
     assert guarded.regions == []
+
+
+def _protection(address: int) -> str:
+    """The permissions /proc/self/maps gives the page holding ``address``."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        span, permissions = line.split()[:2]
+        start, end = (int(part, 16) for part in span.split("-"))
+        if start <= address < end:
+            return permissions
+    return "unmapped"
+
+
+def test_the_pages_around_each_region_are_inaccessible_and_named() -> None:
+    guarded = Guarded()
+    first = place_mdl_chain(guarded, [(0, 0x3000, [1, 2, 3])], "of a test")
+    (region,) = guarded.regions
+    assert _protection(first).startswith("rw")
+    assert _protection(region.data_end).startswith("---")  # right after the PFN array
+    assert _protection(region.data_start - 1).startswith("---")  # before the header's page
+    assert describe_address(region.data_end + 8) == (
+        f"at {region.data_end + 8:#x}, in a guard page: 0x8 bytes past the end of "
+        "MDL 0 of the chain (3 PFN slots) of a test"
+    )
+    assert "bytes before the page holding MDL 0" in describe_address(region.data_start - 1)
+    guarded.release()
+    assert "released" in describe_address(region.data_end)  # pooled, not reused yet
+
+
+@pytest.mark.parametrize("guard", ["yes", 1, "false"], ids=repr)
+def test_a_guard_option_that_is_no_boolean_is_refused(core: Path, guard: object) -> None:
+    with pytest.raises(UnknownTarget, match="guard option must be"):
+        resolve_target(f"native:{core}", {"guard": guard})
+    with pytest.raises(TypeError, match="guard must be"):
+        NativeTarget(core, guard=guard)  # type: ignore[arg-type]
 
 
 # ---- isolated: a crash naming the call and what was read past ---------------------------
