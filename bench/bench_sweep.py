@@ -11,6 +11,8 @@ Figures:
   ``spec.rules.evaluate_send`` call by call on a sample of the same shapes (SendCall objects
   built beforehand, so only the evaluation is timed); also the batch including the
   conversion of shape tuples to arrays;
+* the first failing shape the full chains-of-1 lattice finds on each single-call bug switch
+  of the simulator;
 * the wall time of the sweep on ``sim`` (per shape, through the driver) for chains of 1 MDL,
   and on the Rust core (``rust``: the native batch runner when it is there) for chains of at
   most 1, 2 and 3 MDLs.
@@ -36,6 +38,9 @@ from spec.readings import Profile
 from spec.rules import SendContext, evaluate_send
 
 PART = 1 << 16
+#: The simulator's bug switches that concern single-call arithmetic.
+DETECTED_BUGS = ("wrap32", "force-ignores-byteoffset", "range-per-page", "zero-length-range",
+                 "extra-pfn", "ignore-wait-flag")
 
 
 def _call(shape: tuple) -> SendCall:
@@ -117,6 +122,20 @@ def main() -> int:
               file=sys.stderr)
         lines.append(f"| `{target}` | {chains} | {result.total} | {result.path} | {verdict} | "
                      f"{seconds:.1f} s |")
+    lines += ["", "## Detection", "", "Each single-call bug switch of the simulator, the full "
+              "lattice for chains of 1 MDL, stopped at the first failing shape "
+              "(`vmbspec sweep --target sim:BUG --max-failures 1`):", "",
+              "| target | shapes run to the first failure | requirements named | wall time |",
+              "|---|---:|---|---:|"]
+    for bug in DETECTED_BUGS:
+        _name, factory = resolve_target(f"sim:{bug}")
+        started = time.perf_counter()
+        result = run.sweep(f"sim:{bug}", factory, profile, LatticeSpec(1), max_failures=1)
+        seconds = time.perf_counter() - started
+        named = ", ".join(result.failures[0].failure.requirements) if result.failures else \
+            "NOT FOUND"
+        print(f"detect {bug}: {named} after {result.shapes_run} shapes", file=sys.stderr)
+        lines.append(f"| `sim:{bug}` | {result.shapes_run} | {named} | {seconds:.1f} s |")
     lines += ["", "The same sweeps from the command line: `vmbspec sweep --target sim --chains 1`,"
               " `vmbspec sweep --target rust --chains 2` (and `--chains 3`). `sim` runs shape "
               "by shape through the driver; `rust` uses `adapters.native.sweep.run_shapes` "
