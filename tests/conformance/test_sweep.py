@@ -293,3 +293,24 @@ def test_a_remote_target_is_swept_through_the_protocol() -> None:
     result = run.sweep(target, factory, Profile.default(), tiny)
     assert result.path == "per-shape"
     assert result.passed and result.shapes_run == result.total == 1392
+
+
+def test_ctrl_c_writes_the_reports_of_what_ran(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance import cli_sweep
+
+    class Interrupting:
+        def __init__(self, quiet: bool) -> None:
+            self.calls = 0
+
+        def __call__(self, done: int, total: int) -> None:
+            self.calls += 1
+            if self.calls == 50:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_sweep, "Progress", Interrupting)
+    status, document = _sweep(["--target", "sim", "--quick"], tmp_path)
+    assert status == 130
+    assert document["verdict"] == "INTERRUPTED"
+    assert document["shapes_run"] == 50
+    assert document["claim"] == "no verdict: interrupted after 50 of 9344 shapes"
