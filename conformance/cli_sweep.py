@@ -91,7 +91,7 @@ def run_sweep(args: argparse.Namespace) -> int:
                    use_native=not args.per_shape, max_failures=args.max_failures)
     if result.interrupted:
         print("\ninterrupted: writing the reports of what ran so far", file=sys.stderr)
-    errors = report.save_replays(result, args.replay_dir)
+    errors = report.save_replays(result, args.replay_dir, args.replays_per_group)
     errors += report.write_outputs(result, args.json, args.report)
     for problem in result.problems:
         path = save_traceback(problem.details or problem.message)
@@ -126,13 +126,18 @@ def add_parser(subparsers: Any) -> None:
                         help="stop after N failing shapes (default: run every shape)")
     parser.add_argument("--per-shape", action="store_true",
                         help="run shape by shape through the target interface even where a "
-                        "native batch runner exists")
+                        "native batch runner exists (in process for `rust`: a fault ends the "
+                        "process; add --isolate)")
     parser.add_argument("--json", metavar="FILE", type=output_file,
                         help="write the machine-readable report")
     parser.add_argument("--report", metavar="FILE.md", type=output_file,
                         help="write the Markdown report")
     parser.add_argument("--replay-dir", default=Path("."), type=output_folder, metavar="DIR",
                         help="where replay files of failing shapes are saved (default: here)")
+    parser.add_argument("--replays-per-group", type=count(0, 10**9),
+                        default=report.REPLAYS_PER_GROUP, metavar="N",
+                        help="replay files written per group of failures (default "
+                        f"{report.REPLAYS_PER_GROUP}; every failing shape is in the JSON report)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     isolate = parser.add_mutually_exclusive_group()
     isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,

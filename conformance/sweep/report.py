@@ -76,12 +76,14 @@ def claim(result: SweepResult) -> str:
     return f"no verdict: interrupted after {result.shapes_run} of {result.total} shapes"
 
 
-def save_replays(result: SweepResult, folder: Path) -> list[str]:
-    """Write replay files for the first failures of each group; the lines of any error."""
+def save_replays(result: SweepResult, folder: Path,
+                 per_group: int = REPLAYS_PER_GROUP) -> list[str]:
+    """Write replay files for the first ``per_group`` failures of each group; the lines of
+    any error."""
     errors = []
     number = 0
     for failures in groups(result).values():
-        for failure in failures[:REPLAYS_PER_GROUP]:
+        for failure in failures[:per_group]:
             if not failure.failure.steps:
                 continue
             number += 1

@@ -122,8 +122,12 @@ def test_each_single_call_bug_is_found(bug: str, tmp_path: Path) -> None:
 def test_failures_are_grouped_and_reports_written(tmp_path: Path) -> None:
     markdown = tmp_path / "sweep.md"
     status, document = _sweep(["--target", "sim:force-ignores-byteoffset", "--quick",
-                               "--report", str(markdown)], tmp_path)
+                               "--report", str(markdown), "--replays-per-group", "2"],
+                              tmp_path)
     assert status == 1
+    for group in document["failures"]:
+        files = [s["replay_file"] for s in group["shapes"] if s["replay_file"]]
+        assert len(files) == min(2, group["count"])
     groups = {tuple(g["requirements"]): g["count"] for g in document["failures"]}
     assert any("SEED-FORCE-BOUND" in ids for ids in groups)
     assert sum(groups.values()) == len(document["failures"][0]["shapes"]) + sum(

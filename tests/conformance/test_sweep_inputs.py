@@ -46,7 +46,8 @@ PROFILES = st.one_of(st.sampled_from(["default", "exact-status", "default+A4=c",
 
 OPTIONS: dict[str, st.SearchStrategy[str]] = {
     "--chains": NUMBERS, "--max-failures": NUMBERS, "--timeout": NUMBERS, "--json": PATHS,
-    "--report": PATHS, "--replay-dir": PATHS, "--target": TARGETS, "--profile": PROFILES,
+    "--report": PATHS, "--replay-dir": PATHS, "--replays-per-group": NUMBERS,
+    "--target": TARGETS, "--profile": PROFILES,
 }
 FLAGS = ["--quick", "--quiet", "--per-shape", "--isolate", "--no-isolate"]
 
