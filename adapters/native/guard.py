@@ -284,7 +284,7 @@ def describe_address(address: int) -> str:
     if region is None:
         return (
             f"at {address:#x}, in no guard page (not a read just past an MDL or the buffer: "
-            "a stray pointer)"
+            "a stray pointer, or memory of a send released long ago)"
         )
     label = region.label or "memory of a send already completed or rejected (released)"
     if address < region.data_start:
@@ -307,6 +307,14 @@ _SIGACTION_FLAGS = 8 + 128
 _SI_ADDR = 16
 
 
+def _unknown_address() -> str:
+    """What can be said without the faulting address: the guarded regions in use."""
+    labels = [r.label for r in list(_POOL.mapped.values()) if r.label is not None]
+    return "at an unknown address; the MDLs and buffers in guarded memory: " + (
+        "; ".join(labels) if labels else "none"
+    )
+
+
 def _on_fault(signal_number: int, info: int | None, _context: int | None) -> None:
     try:
         address = ctypes.c_uint64.from_address(info + _SI_ADDR).value if info else None
@@ -314,7 +322,7 @@ def _on_fault(signal_number: int, info: int | None, _context: int | None) -> Non
             name = signal.Signals(signal_number).name
         except ValueError:
             name = f"signal {signal_number}"
-        where = "at an unknown address" if address is None else describe_address(address)
+        where = _unknown_address() if address is None else describe_address(address)
         line = (
             f"{name}: the target touched memory outside the MDLs and buffer the call "
             f"described: {where}"
