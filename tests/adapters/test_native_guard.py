@@ -196,6 +196,41 @@ def test_the_pages_around_each_region_are_inaccessible_and_named() -> None:
     assert "released" in describe_address(region.data_end)  # pooled, not reused yet
 
 
+def _labelled(target: NativeTarget) -> list[str]:
+    """The labels of the guarded regions the target's outstanding sends hold."""
+    return [
+        region.label or "released"
+        for keep in target._keepalive.values()
+        for item in keep
+        if isinstance(item, Guarded)
+        for region in item.regions
+    ]
+
+
+def test_guarded_memory_lives_until_the_completion_and_no_longer(core: Path) -> None:
+    target = NativeTarget(core)
+    channel = target.create_channel(0x4000)
+    target.open_channel(channel)
+    packet = target.allocate_packet(channel)
+    assert packet is not None
+    # Rejected (no WAIT_FOR_COMPLETION with an MDL): released at once, nothing kept.
+    assert target.send_with_external_mdl(packet, bytearray(b"x"), 1, [(0, 1, [1])], 0, 1, 0)
+    assert _labelled(target) == []
+    assert target.send_with_external_mdl(packet, bytearray(b"x"), 1, [(0, 1, [1])], 0, 1, 1) == 0
+    assert _labelled(target) == [
+        f"the in-line buffer (0x1 bytes) of the send on packet {packet:#x}",
+        f"MDL 0 of the chain (1 PFN slot) of the send on packet {packet:#x}",
+    ]
+    kept = [item for keep in target._keepalive.values() for item in keep]
+    taken = target.host_take_packet(channel)
+    assert taken is not None
+    target.host_complete(channel, int.from_bytes(taken[8:16], "little"), 0, b"")
+    assert [c[0] for c in target.completions()] == [packet]
+    assert target._keepalive == {}
+    assert all(isinstance(item, Guarded) and item.regions == [] for item in kept)
+    target.close()
+
+
 @pytest.mark.parametrize("guard", ["yes", 1, "false"], ids=repr)
 def test_a_guard_option_that_is_no_boolean_is_refused(core: Path, guard: object) -> None:
     with pytest.raises(UnknownTarget, match="guard option must be"):
