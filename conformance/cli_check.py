@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -145,7 +147,14 @@ def _status(report: Any, proofs: list[dict[str, Any]], write_errors: list[str]) 
     return EXIT_OK
 
 
+def _terminate_as_interrupt(_signal: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_check(args: argparse.Namespace) -> int:
+    # SIGTERM (a CI job's time limit, `kill`) ends the run as Ctrl-C does: reports written.
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         name, factory = resolve_target(args.target, _target_options(args))
     except UnknownTarget as error:

@@ -16,6 +16,8 @@ rare interactions are not drowned by common ones.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +77,9 @@ class RunState:
     failed_now: bool = False
     shrinking: bool = False
     on_example: Callable[[int, int], None] | None = None
+    #: A digest of every generated example's steps, in order: two runs that generated the
+    #: same sequences have the same digest.
+    digest: Any = field(default_factory=hashlib.sha256)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +388,7 @@ def build_machine(
                 state.shrink_runs += 1
             else:
                 state.examples += 1
+                state.digest.update(json.dumps(self.driver.log, sort_keys=True).encode())
                 if state.on_example is not None:
                     state.on_example(state.examples, self.driver.evidence.total_steps)
             state.shrinking = state.shrinking or state.failed_now

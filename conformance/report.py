@@ -65,12 +65,28 @@ def transition_coverage(report: ConformanceReport) -> dict[str, Any]:
     }
 
 
+def versions() -> dict[str, str]:
+    """The versions that decide what a seeded run generates."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("vmbspec", "hypothesis"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "unknown"
+    return found
+
+
 def to_json(report: ConformanceReport) -> dict[str, Any]:
     rows = requirement_rows(report)
     return {
         "target": report.target,
         "profile": report.profile.as_json(),
         "seed": report.seed,
+        "reproducible": report.reproducible,
+        "steps_digest": report.steps_digest,
+        "versions": versions(),
         "verdict": report.verdict,
         "passed": report.passed,
         "interrupted": report.interrupted,

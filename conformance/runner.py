@@ -31,10 +31,12 @@ from hypothesis.errors import Flaky
 from hypothesis.stateful import get_state_machine_test
 
 from conformance.cases import Case, load_cases
+from conformance.determinism import fixed_generation
 from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
 from conformance.guard import TargetInterfaceError, TargetRaised, check_interface
 from conformance.inputs import shorten
 from conformance.machine import RunState, build_machine
+from conformance.minimise import minimise
 from conformance.targets import TargetFactory, resolve_target
 from spec.catalog import CATALOG
 from spec.readings import Profile
@@ -115,6 +117,11 @@ class ConformanceReport:
     interrupted: bool = False
     examples_requested: int = 0
     shrink_runs: int = 0
+    #: The stateful run's sequences depend only on vmbspec, Hypothesis's version, the target,
+    #: the profile, the counts and the seed (conformance.determinism).
+    reproducible: bool = True
+    #: SHA-256 over the steps of every generated example (see RunState.digest).
+    steps_digest: str = ""
 
     @property
     def passed(self) -> bool:
@@ -258,6 +265,8 @@ def _run_stateful(
         state.on_example = lambda n, _steps: progress("stateful", n, examples)
     machine = build_machine(lambda: _make_target(factory), profile, state)
     batch = 0
+    generation = fixed_generation()
+    report.reproducible = generation.__enter__()
     try:
         while state.examples < examples:
             size = min(BATCH_EXAMPLES, examples - state.examples)
@@ -294,12 +303,44 @@ def _run_stateful(
         except InternalError as internal:
             report.problems.append(_problem("stateful", internal))
         else:
-            report.failures.append(
-                Failure("stateful", requirements, message, list(state.last_log), kind)
-            )
+            steps = _minimise(list(state.last_log), (kind, requirements), factory, profile)
+            report.failures.append(Failure("stateful", requirements, message, steps, kind))
     finally:
+        generation.__exit__(None, None, None)
         report.examples = state.examples
         report.shrink_runs = state.shrink_runs
+        report.steps_digest = state.digest.hexdigest()
+
+
+def _minimise(
+    steps: list[Step], signature: tuple[str, tuple[str, ...]], factory: TargetFactory,
+    profile: Profile,
+) -> list[Step]:
+    """``steps`` after the step-deletion pass of :mod:`conformance.minimise`."""
+
+    def run(candidate: list[Step]) -> tuple[str, tuple[str, ...]] | None:
+        try:
+            target = _make_target(factory)
+        except TargetRaised:
+            return None
+        driver = Driver(target, profile, Evidence())
+        try:
+            for step in candidate:
+                driver.execute(step)
+        except (ConformanceFailure, TargetRaised) as error:
+            kind, requirements, _message = _classify(error)
+            return kind, requirements
+        except Exception:  # not a valid sequence any more (StepError), or not this failure
+            return None
+        finally:
+            close = getattr(target, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+        return None
+
+    minimal, _runs = minimise(steps, signature, run)
+    return minimal
 
 
 def run_conformance(

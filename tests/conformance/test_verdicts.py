@@ -320,11 +320,14 @@ def test_a_rerun_leaves_only_its_own_replay_files(
 def test_ctrl_c_writes_a_partial_report_marked_interrupted_and_exits_130(
     tmp_path: Path,
 ) -> None:
+    # SIGINT back to its default in the child: a shell running this in the background has
+    # set it to "ignore", which the child would inherit (and Python then ignores Ctrl-C).
     child = subprocess.Popen(
         [str(VMBSPEC), "check", "--examples", "1000000", "--no-proofs", "--quiet",
          "--json", "r.json", "--report", "r.md", "--junit", "j.xml"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(8.0)  # the cases take about 2 s, then the stateful run is under way
     assert child.poll() is None
@@ -337,3 +340,59 @@ def test_ctrl_c_writes_a_partial_report_marked_interrupted_and_exits_130(
     assert "INTERRUPTED" in (tmp_path / "r.md").read_text()
     assert "interrupted" in (tmp_path / "j.xml").read_text()
     assert "INTERRUPTED" in out and "Traceback" not in err
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [str(VMBSPEC), "check", "--examples", "1000000", "--no-proofs", "--quiet",
+         "--json", "r.json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(8.0)
+    assert child.poll() is None
+    child.terminate()
+    _out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    assert json.loads((tmp_path / "r.json").read_text())["interrupted"] is True
+
+
+# -- reproducible -----------------------------------------------------------------------------
+
+CONSTANTS_MODULE = """
+# A local module full of integer constants: Hypothesis would mix them into its draws.
+VALUES = [{values}]
+"""
+
+
+def test_the_same_command_generates_the_same_steps_whatever_else_is_loaded(
+    tmp_path: Path,
+) -> None:
+    values = ", ".join(str(v) for v in [0xFFF, 0x1000, 0x1001, 0xFFFFFFFF, 17, 4095, 12345,
+                                         0x7FFFFFFF, 3, 0x2000, 999, 0x41] * 3)
+    (tmp_path / "lots_of_constants.py").write_text(CONSTANTS_MODULE.format(values=values))
+    script = (
+        "import sys, json\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "if sys.argv[2] == 'extra': import lots_of_constants\n"
+        "from conformance.runner import run_conformance\n"
+        "r = run_conformance('sim', examples=150, cases=False, seed=11)\n"
+        "print(json.dumps([r.steps_digest, r.examples, r.reproducible]))\n"
+    )
+
+    def digest(extra: str) -> list[Any]:
+        result = subprocess.run([sys.executable, "-c", script, str(tmp_path), extra],
+                                capture_output=True, text=True, check=True)
+        return list(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    plain = digest("none")
+    assert plain[2] is True and len(plain[0]) == 64
+    assert digest("extra") == plain
+
+
+def test_the_json_report_records_the_seed_and_versions(tmp_path: Path) -> None:
+    assert main(["check", *QUICK, "--examples", "5", "--seed", "42", "--no-cases",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["seed"] == 42 and document["reproducible"] is True
+    assert set(document["versions"]) == {"vmbspec", "hypothesis"}
+    assert len(document["steps_digest"]) == 64
