@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import signal
 import sys
 import time
@@ -23,8 +22,10 @@ from conformance.cli_common import (
     output_file,
     output_folder,
     profile_argument,
+    remove_stale_replays,
     save_traceback,
-    seconds,
+    target_options,
+    target_switches,
 )
 from conformance.cli_common import seed as seed_value
 from conformance.driver import Evidence
@@ -80,32 +81,6 @@ def _run_proofs(quiet: bool) -> list[dict[str, Any]]:
     return proofs
 
 
-def _target_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"isolate": args.isolate, "timeout": args.timeout, "guard": args.guard}
-
-
-#: The replay files ``vmbspec check`` writes, one per failure, numbered from 1.
-REPLAY_NAME = re.compile(r"vmbspec-failure-[0-9]+\.json")
-
-
-def _remove_stale_replays(folder: Path) -> int:
-    """Remove the replay files an earlier run left in ``folder`` (only files of that name
-    that are vmbspec replay files), so every file there belongs to this run."""
-    removed = 0
-    for path in folder.glob("vmbspec-failure-*.json"):
-        if not REPLAY_NAME.fullmatch(path.name):
-            continue
-        try:
-            with path.open("rb") as stream:
-                head = stream.read(64)
-            if b'"vmbspec_replay"' in head:
-                path.unlink()
-                removed += 1
-        except OSError:
-            continue
-    return removed
-
-
 def _save_replays(report: Any, folder: Path) -> None:
     for number, failure in enumerate(report.failures, start=1):
         path = folder / f"vmbspec-failure-{number}.json"
@@ -156,11 +131,11 @@ def run_check(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        name, factory = resolve_target(args.target, _target_options(args))
+        name, factory = resolve_target(args.target, target_options(args))
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
     progress = Progress(args.quiet)
-    removed = _remove_stale_replays(args.replay_dir)
+    removed = remove_stale_replays(args.replay_dir, "vmbspec-failure")
     if removed and not args.quiet:
         print(f"removed {removed} replay file(s) of an earlier run from {args.replay_dir}",
               file=sys.stderr)
@@ -216,7 +191,7 @@ def run_replay(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     target = args.target or "sim"
     try:
-        _name, factory = resolve_target(target, _target_options(args))
+        _name, factory = resolve_target(target, target_options(args))
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
     profile = args.profile
@@ -272,7 +247,7 @@ def add_parser(subparsers: Any) -> None:
     check.add_argument("--no-cases", action="store_true", help="skip the case catalog")
     check.add_argument("--no-proofs", action="store_true", help="skip the Z3 properties")
     check.add_argument("--quiet", action="store_true", help="no progress display")
-    _target_switches(check)
+    target_switches(check)
     check.set_defaults(func=run_check)
 
     replay = subparsers.add_parser(
@@ -283,19 +258,6 @@ def add_parser(subparsers: Any) -> None:
     replay.add_argument("file", help="a vmbspec-failure-N.json file")
     replay.add_argument("--target", default=None, help="target to replay on (default sim)")
     profile_argument(replay)
-    _target_switches(replay)
+    target_switches(replay)
     replay.set_defaults(func=run_replay)
 
-
-def _target_switches(parser: Any) -> None:
-    isolate = parser.add_mutually_exclusive_group()
-    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,
-                         help="run a native target in a worker process, so a crash or hang "
-                         "is a verdict (the default for native:PATH)")
-    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
-                         help="load a native target into this process")
-    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
-                        help="how long one call to an isolated or remote target may take")
-    parser.add_argument("--no-guard", dest="guard", action="store_false", default=None,
-                        help="native targets: no guard pages around the MDLs and buffer of a "
-                        "send (by default a read past them is a crash verdict naming the call)")

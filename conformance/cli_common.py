@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -134,3 +135,45 @@ def internal_error_message(command: str, error: BaseException, details: str) -> 
     summary = shorten(f"{type(error).__name__}: {error}", 300)
     return (f"vmbspec {command}: internal error (a bug of vmbspec, not a failure of the "
             f"target): {summary}; {where}. Please report it with that file.")
+
+
+# -- what several subcommands share ------------------------------------------------------------
+
+
+def target_switches(parser: Any) -> None:
+    """The options that say how to run a target: isolation, the call timeout, guard pages."""
+    isolate = parser.add_mutually_exclusive_group()
+    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,
+                         help="run a native target in a worker process, so a crash or hang "
+                         "is a verdict (the default for native:PATH)")
+    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
+                         help="load a native target into this process")
+    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                        help="how long one call to an isolated or remote target may take")
+    parser.add_argument("--no-guard", dest="guard", action="store_false", default=None,
+                        help="native targets: no guard pages around the MDLs and buffer of a "
+                        "send (by default a read past them is a crash verdict naming the call)")
+
+
+def target_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of :func:`target_switches`, as the adapters' ``resolve`` takes them."""
+    return {"isolate": args.isolate, "timeout": args.timeout, "guard": args.guard}
+
+
+def remove_stale_replays(folder: Path, prefix: str) -> int:
+    """Remove the replay files ``PREFIX-N.json`` an earlier run left in ``folder`` (only
+    vmbspec replay files of that name), so every file there belongs to this run."""
+    name = re.compile(re.escape(prefix) + r"-[0-9]+\.json")
+    removed = 0
+    for path in folder.glob(f"{prefix}-*.json"):
+        if not name.fullmatch(path.name):
+            continue
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(64)
+            if b'"vmbspec_replay"' in head:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed

@@ -8,7 +8,6 @@ vmbspec, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,10 @@ from conformance.cli_common import (
     output_file,
     output_folder,
     profile_argument,
+    remove_stale_replays,
     save_traceback,
-    seconds,
+    target_options,
+    target_switches,
 )
 from conformance.guard import TargetInterfaceError, TargetRaised, check_interface
 from conformance.runner import _make_target
@@ -33,19 +34,6 @@ from conformance.sweep import report
 from conformance.sweep.lattice import MAX_CHAINS, LatticeSpec
 from conformance.sweep.run import Progress, SweepResult, sweep
 from conformance.targets import UnknownTarget, resolve_target
-
-_REPLAY_NAME = re.compile(r"vmbspec-sweep-failure-[0-9]+\.json")
-
-
-def _remove_stale_replays(folder: Path) -> None:
-    for path in folder.glob("vmbspec-sweep-failure-*.json"):
-        if _REPLAY_NAME.fullmatch(path.name):
-            try:
-                with path.open("rb") as stream:
-                    if b'"vmbspec_replay"' in stream.read(64):
-                        path.unlink()
-            except OSError:
-                continue
 
 
 def _probe(name: str, factory: Any) -> None:
@@ -78,15 +66,14 @@ def _status(result: SweepResult, write_errors: list[str]) -> int:
 
 def run_sweep(args: argparse.Namespace) -> int:
     try:
-        name, factory = resolve_target(args.target, {"isolate": args.isolate,
-                                                     "timeout": args.timeout})
+        name, factory = resolve_target(args.target, target_options(args))
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
     _probe(name, factory)
     lattice = LatticeSpec.quick(args.chains) if args.quick else LatticeSpec(args.chains)
     if not args.quiet:
         print(f"sweep: {lattice.describe()} on {name}", file=sys.stderr)
-    _remove_stale_replays(args.replay_dir)
+    remove_stale_replays(args.replay_dir, "vmbspec-sweep-failure")
     result = sweep(args.target, factory, args.profile, lattice, Progress(args.quiet),
                    use_native=not args.per_shape, max_failures=args.max_failures)
     if result.interrupted:
@@ -139,11 +126,5 @@ def add_parser(subparsers: Any) -> None:
                         help="replay files written per group of failures (default "
                         f"{report.REPLAYS_PER_GROUP}; every failing shape is in the JSON report)")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    isolate = parser.add_mutually_exclusive_group()
-    isolate.add_argument("--isolate", dest="isolate", action="store_true", default=None,
-                         help="run a native target in a worker process")
-    isolate.add_argument("--no-isolate", dest="isolate", action="store_false",
-                         help="load a native target into this process")
-    parser.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
-                        help="how long one call to an isolated or remote target may take")
+    target_switches(parser)
     parser.set_defaults(func=run_sweep)

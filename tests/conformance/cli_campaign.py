@@ -23,9 +23,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance import cli, cli_check
+from conformance import cli, cli_check, cli_sweep
 from conformance.driver import Evidence
 from conformance.runner import ConformanceReport
+from conformance.sweep.run import SweepResult
 
 NUMBERS = st.one_of(
     st.sampled_from(["nan", "inf", "-inf", "1e308", "-0", "0", "1", "-1", "0x10", "1_000",
@@ -119,11 +120,24 @@ def argvs(folder: Path) -> st.SearchStrategy[list[str]]:
     ), max_size=2)).map(
         lambda drawn: ["trace", "check", drawn[0], *[word for part in drawn[1] for word in part]]
     )
-    return st.one_of(check, replay, prove, requirements, agent, trace)
+    sweep = st.lists(st.one_of(
+        _option("--target", TARGETS), _option("--chains", NUMBERS),
+        _option("--max-failures", NUMBERS), _option("--replays-per-group", NUMBERS),
+        _option("--timeout", NUMBERS), _option("--profile", PROFILES),
+        _option("--json", files), _option("--report", files), _option("--replay-dir", files),
+    ), min_size=1, max_size=3).map(
+        lambda parts: ["sweep", "--quiet", *[word for part in parts for word in part]]
+    )
+    return st.one_of(check, replay, prove, requirements, agent, trace, sweep)
 
 
 def _quick_report(target: Any, **kwargs: Any) -> ConformanceReport:
     return ConformanceReport("stand-in", kwargs["profile"], kwargs.get("seed"), 0, Evidence())
+
+
+def _quick_sweep(target: str, factory: Any, profile: Any, lattice: Any, *args: Any,
+                 **kwargs: Any) -> SweepResult:
+    return SweepResult(target, profile, lattice, {1: 0})
 
 
 @contextlib.contextmanager
@@ -132,14 +146,17 @@ def stand_ins() -> Iterator[None]:
     from adapters.remote import server
     from spec.proofs import properties
 
-    saved = (cli_check.run_conformance, properties.run_properties, server.serve)
+    saved = (cli_check.run_conformance, properties.run_properties, server.serve,
+             cli_sweep.sweep)
     cli_check.run_conformance = _quick_report  # type: ignore[assignment]
     properties.run_properties = lambda *args, **kwargs: []  # type: ignore[assignment]
     server.serve = lambda *args, **kwargs: 0  # type: ignore[assignment]
+    cli_sweep.sweep = _quick_sweep  # type: ignore[assignment]
     try:
         yield
     finally:
-        cli_check.run_conformance, properties.run_properties, server.serve = saved
+        (cli_check.run_conformance, properties.run_properties, server.serve,
+         cli_sweep.sweep) = saved
 
 
 def run_one(argv: list[str]) -> tuple[int, str]:

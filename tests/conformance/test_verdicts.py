@@ -317,20 +317,32 @@ def test_a_rerun_leaves_only_its_own_replay_files(
 # -- Ctrl-C -----------------------------------------------------------------------------------
 
 
-def test_ctrl_c_writes_a_partial_report_marked_interrupted_and_exits_130(
-    tmp_path: Path,
-) -> None:
+def _start_long_check(folder: Path, *reports: str) -> subprocess.Popen[str]:
+    """A long ``vmbspec check``, returned once its stateful run is under way (its progress
+    says so), so a signal lands in the run and not in Python's start-up."""
     # SIGINT back to its default in the child: a shell running this in the background has
     # set it to "ignore", which the child would inherit (and Python then ignores Ctrl-C).
     child = subprocess.Popen(
-        [str(VMBSPEC), "check", "--examples", "1000000", "--no-proofs", "--quiet",
-         "--json", "r.json", "--report", "r.md", "--junit", "j.xml"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [str(VMBSPEC), "check", "--examples", "1000000", "--no-proofs", *reports],
+        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(8.0)  # the cases take about 2 s, then the stateful run is under way
+    assert child.stderr is not None
+    for line in child.stderr:
+        if line.startswith("stateful"):
+            break
+    time.sleep(0.5)
     assert child.poll() is None
+    return child
+
+
+
+def test_ctrl_c_writes_a_partial_report_marked_interrupted_and_exits_130(
+    tmp_path: Path,
+) -> None:
+    child = _start_long_check(
+        tmp_path, "--json", "r.json", "--report", "r.md", "--junit", "j.xml")
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 130, err
@@ -343,13 +355,7 @@ def test_ctrl_c_writes_a_partial_report_marked_interrupted_and_exits_130(
 
 
 def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
-    child = subprocess.Popen(
-        [str(VMBSPEC), "check", "--examples", "1000000", "--no-proofs", "--quiet",
-         "--json", "r.json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    time.sleep(8.0)
-    assert child.poll() is None
+    child = _start_long_check(tmp_path, "--json", "r.json")
     child.terminate()
     _out, err = child.communicate(timeout=120)
     assert child.returncode == 130, err
