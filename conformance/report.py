@@ -243,21 +243,15 @@ def to_junit(report: ConformanceReport) -> str:
     return ET.tostring(suite, encoding="unicode")
 
 
-def write_outputs(
-    report: ConformanceReport,
-    json_path: Path | None = None,
-    junit_path: Path | None = None,
-    markdown_path: Path | None = None,
-) -> list[str]:
+#: A report file to write: its path (None: not asked for) and what renders its text.
+ReportFile = tuple[Path | None, Callable[[], str]]
+
+
+def write_each(files: tuple[ReportFile, ...]) -> list[str]:
     """Write each report asked for, each on its own: a path that cannot be written costs
     only that report. Returns one line per report that could not be written."""
-    writers: tuple[tuple[Path | None, Callable[[], str]], ...] = (
-        (json_path, lambda: json.dumps(to_json(report), indent=2) + "\n"),
-        (junit_path, lambda: to_junit(report) + "\n"),
-        (markdown_path, lambda: to_markdown(report)),
-    )
     errors = []
-    for path, render in writers:
+    for path, render in files:
         if path is None:
             continue
         try:
@@ -265,6 +259,20 @@ def write_outputs(
         except OSError as error:
             errors.append(f"cannot write {path}: {error.strerror or error}")
     return errors
+
+
+def write_outputs(
+    report: ConformanceReport,
+    json_path: Path | None = None,
+    junit_path: Path | None = None,
+    markdown_path: Path | None = None,
+) -> list[str]:
+    """The reports of ``vmbspec check`` (see :func:`write_each`)."""
+    return write_each((
+        (json_path, lambda: json.dumps(to_json(report), indent=2) + "\n"),
+        (junit_path, lambda: to_junit(report) + "\n"),
+        (markdown_path, lambda: to_markdown(report)),
+    ))
 
 
 def table(report: ConformanceReport) -> str:

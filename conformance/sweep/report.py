@@ -8,11 +8,11 @@ each group with its count, its first shapes and the replay files written for the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conformance.replay import save_replay
+from conformance.report import write_each
 from conformance.sweep.lattice import Shape
 from conformance.sweep.run import ShapeFailure, SweepResult, describe
 
@@ -179,16 +179,7 @@ def to_markdown(result: SweepResult) -> str:
 def write_outputs(result: SweepResult, json_path: Path | None,
                   markdown_path: Path | None) -> list[str]:
     """Write each report asked for, each on its own; the lines of those that failed."""
-    writers: tuple[tuple[Path | None, Callable[[], str]], ...] = (
+    return write_each((
         (json_path, lambda: json.dumps(to_json(result), indent=1) + "\n"),
         (markdown_path, lambda: to_markdown(result)),
-    )
-    errors = []
-    for path, render in writers:
-        if path is None:
-            continue
-        try:
-            path.write_text(render(), encoding="utf-8")
-        except OSError as error:
-            errors.append(f"cannot write {path}: {error.strerror or error}")
-    return errors
+    ))
