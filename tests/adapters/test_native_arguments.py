@@ -8,27 +8,14 @@ from __future__ import annotations
 import math
 import os
 import pickle
-import shutil
 import struct
 from pathlib import Path
 
 import pytest
 
 from adapters.native import IsolatedTarget, NativeTarget, TargetError, protocol
-from adapters.rust.build import build_library, library_path
 from conformance.cli import main
 from conformance.targets import UnknownTarget, resolve_target
-
-
-@pytest.fixture(scope="module")
-def core() -> Path:
-    try:
-        return library_path()
-    except FileNotFoundError:
-        if shutil.which("cargo") is None:
-            pytest.skip("the Rust core is not built and cargo is not installed")
-        return build_library()
-
 
 BAD_TIMEOUTS = [math.inf, -math.inf, math.nan, 0, -1, 0.0, 86_400.5, 1e300, True, "5", [5]]
 
@@ -36,34 +23,36 @@ BAD_TIMEOUTS = [math.inf, -math.inf, math.nan, 0, -1, 0.0, 86_400.5, 1e300, True
 @pytest.mark.parametrize("timeout", BAD_TIMEOUTS, ids=repr)
 @pytest.mark.parametrize("spec", ["rust", "native"])
 def test_the_resolver_refuses_a_timeout_that_is_no_finite_positive_number(
-    core: Path, spec: str, timeout: object
+    rust_core: Path, spec: str, timeout: object
 ) -> None:
-    name = "rust" if spec == "rust" else f"native:{core}"
+    name = "rust" if spec == "rust" else f"native:{rust_core}"
     with pytest.raises(UnknownTarget, match="timeout must be"):
         resolve_target(name, {"isolate": True, "timeout": timeout})
 
 
 @pytest.mark.parametrize("timeout", [0.001, 1, 2.5, 86_400])
-def test_the_resolver_takes_a_sane_timeout(core: Path, timeout: float) -> None:
-    _name, factory = resolve_target(f"native:{core}", {"timeout": timeout})
+def test_the_resolver_takes_a_sane_timeout(rust_core: Path, timeout: float) -> None:
+    _name, factory = resolve_target(f"native:{rust_core}", {"timeout": timeout})
     target = factory()
     target.close()
     assert target.timeout == timeout
 
 
 @pytest.mark.parametrize("isolate", ["yes", 1, 0, "false", [True]], ids=repr)
-def test_the_resolver_refuses_an_isolate_that_is_no_boolean(core: Path, isolate: object) -> None:
+def test_the_resolver_refuses_an_isolate_that_is_no_boolean(
+    rust_core: Path, isolate: object
+) -> None:
     with pytest.raises(UnknownTarget, match="isolate option must be"):
-        resolve_target(f"native:{core}", {"isolate": isolate})
+        resolve_target(f"native:{rust_core}", {"isolate": isolate})
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
 def test_check_with_an_impossible_timeout_is_a_usage_error(
-    core: Path, value: str, capsys: pytest.CaptureFixture[str]
+    rust_core: Path, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The command line may refuse the value itself (argparse exits) or leave it to the resolver.
     try:
-        status = main(["check", "--target", f"native:{core}", "--timeout", value,
+        status = main(["check", "--target", f"native:{rust_core}", "--timeout", value,
                        "--examples", "0", "--quiet", "--no-proofs"])
     except SystemExit as exit_:
         status = exit_.code
@@ -88,10 +77,10 @@ def test_check_with_an_impossible_timeout_is_a_usage_error(
     ],
 )
 def test_isolated_target_refuses_bad_arguments_at_construction(
-    core: Path, arguments: dict[str, object], error: type[Exception], message: str
+    rust_core: Path, arguments: dict[str, object], error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
-        IsolatedTarget(core, **arguments)  # type: ignore[arg-type]
+        IsolatedTarget(rust_core, **arguments)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("path", [None, 42, b"/lib.so", ""], ids=repr)
@@ -110,10 +99,10 @@ def test_the_constructors_refuse_a_path_that_is_no_path(path: object) -> None:
     ],
 )
 def test_native_target_refuses_bad_arguments_at_construction(
-    core: Path, arguments: dict[str, object], message: str
+    rust_core: Path, arguments: dict[str, object], message: str
 ) -> None:
     with pytest.raises(TypeError, match=message):
-        NativeTarget(core, **arguments)  # type: ignore[arg-type]
+        NativeTarget(rust_core, **arguments)  # type: ignore[arg-type]
 
 
 # ---- the worker's replies -------------------------------------------------------------------

@@ -14,10 +14,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,6 @@ from adapters.native.guard import (
     place_buffer,
     place_mdl_chain,
 )
-from adapters.rust.build import CRATE_DIR, build_library, library_path
 from conformance import run_conformance
 from conformance.cases import load_cases
 from conformance.cli import main
@@ -41,32 +40,8 @@ pytestmark = pytest.mark.skipif(not GUARD_AVAILABLE, reason="guard pages need Li
 
 TRIGGER = 0xFFF
 
+#: Overrides VmbPacketSendWithExternalMdl; the shim forwards everything else to the core.
 SHIM = r"""
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include "vmbcore.h"
-
-static void *core;
-
-static void *real(const char *name)
-{
-    if (core == NULL) {
-        core = dlopen(CORE_PATH, RTLD_NOW | RTLD_LOCAL);
-        if (core == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
-    }
-    void *function = dlsym(core, name);
-    if (function == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
-    return function;
-}
-
-#define REAL(name) ((__typeof__(&name))real(#name))
-
-VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { return REAL(VmbPacketAllocate)(Channel); }
-void VmbPacketFree(VMBPACKET Packet) { REAL(VmbPacketFree)(Packet); }
-void VmbPacketSetCompletionRoutine(VMBPACKET Packet, PFN_VMB_PACKET_COMPLETION_ROUTINE Routine)
-{ REAL(VmbPacketSetCompletionRoutine)(Packet, Routine); }
-
 NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint32_t BufferLength,
                                       MDL *ExternalDataMdl, uint32_t MdlOffset,
                                       uint32_t MdlLength, uint32_t Flags)
@@ -89,57 +64,17 @@ NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint
     return REAL(VmbPacketSendWithExternalMdl)(PacketObject, Buffer, BufferLength,
                                               ExternalDataMdl, MdlOffset, MdlLength, Flags);
 }
-
-NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
-{ return REAL(vmbcore_channel_create)(size, out); }
-NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { return REAL(vmbcore_channel_open)(c); }
-NTSTATUS vmbcore_channel_disable(VMBCHANNEL c) { return REAL(vmbcore_channel_disable)(c); }
-void vmbcore_channel_destroy(VMBCHANNEL c) { REAL(vmbcore_channel_destroy)(c); }
-NTSTATUS vmbcore_host_take_packet(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
-{ return REAL(vmbcore_host_take_packet)(c, out, cap, len); }
-NTSTATUS vmbcore_host_complete(VMBCHANNEL c, uint64_t t, NTSTATUS s, const uint8_t *d, uint32_t n)
-{ return REAL(vmbcore_host_complete)(c, t, s, d, n); }
-NTSTATUS vmbcore_channel_ring_bytes(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
-{ return REAL(vmbcore_channel_ring_bytes)(c, out, cap, len); }
 """
 
 
 @pytest.fixture(scope="module")
-def core() -> Path:
-    try:
-        return library_path()
-    except FileNotFoundError:
-        if shutil.which("cargo") is None:
-            pytest.skip("the Rust core is not built and cargo is not installed")
-        return build_library()
-
-
-def _build_shim(folder: Path, core: Path, variant: str) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    source = folder / "shim.c"
-    source.write_text(SHIM)
-    library = folder / f"libshim_{variant.lower()}.so"
-    subprocess.run(
-        [
-            "gcc", "-std=gnu11", "-O0", "-Wall", "-Werror", "-shared", "-fPIC", f"-D{variant}",
-            f"-DCORE_PATH={json.dumps(str(core.resolve()))}", f"-I{CRATE_DIR / 'include'}",
-            str(source), "-o", str(library), "-ldl",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return library
+def pfn_shim(build_shim: Callable[..., Path]) -> Path:
+    return build_shim(SHIM, "OVERREAD_PFN", overrides=["VmbPacketSendWithExternalMdl"])
 
 
 @pytest.fixture(scope="module")
-def pfn_shim(tmp_path_factory: pytest.TempPathFactory, core: Path) -> Path:
-    return _build_shim(tmp_path_factory.mktemp("pfn-shim"), core, "OVERREAD_PFN")
-
-
-@pytest.fixture(scope="module")
-def buffer_shim(tmp_path_factory: pytest.TempPathFactory, core: Path) -> Path:
-    return _build_shim(tmp_path_factory.mktemp("buffer-shim"), core, "OVERREAD_BUFFER")
+def buffer_shim(build_shim: Callable[..., Path]) -> Path:
+    return build_shim(SHIM, "OVERREAD_BUFFER", overrides=["VmbPacketSendWithExternalMdl"])
 
 
 def _send(target: IsolatedTarget | NativeTarget, mdl: list[tuple[int, int, list[int]]],
@@ -207,8 +142,8 @@ def _labelled(target: NativeTarget) -> list[str]:
     ]
 
 
-def test_guarded_memory_lives_until_the_completion_and_no_longer(core: Path) -> None:
-    target = NativeTarget(core)
+def test_guarded_memory_lives_until_the_completion_and_no_longer(rust_core: Path) -> None:
+    target = NativeTarget(rust_core)
     channel = target.create_channel(0x4000)
     target.open_channel(channel)
     packet = target.allocate_packet(channel)
@@ -232,11 +167,11 @@ def test_guarded_memory_lives_until_the_completion_and_no_longer(core: Path) -> 
 
 
 @pytest.mark.parametrize("guard", ["yes", 1, "false"], ids=repr)
-def test_a_guard_option_that_is_no_boolean_is_refused(core: Path, guard: object) -> None:
+def test_a_guard_option_that_is_no_boolean_is_refused(rust_core: Path, guard: object) -> None:
     with pytest.raises(UnknownTarget, match="guard option must be"):
-        resolve_target(f"native:{core}", {"guard": guard})
+        resolve_target(f"native:{rust_core}", {"guard": guard})
     with pytest.raises(TypeError, match="guard must be"):
-        NativeTarget(core, guard=guard)  # type: ignore[arg-type]
+        NativeTarget(rust_core, guard=guard)  # type: ignore[arg-type]
 
 
 # ---- isolated: a crash naming the call and what was read past ---------------------------
@@ -271,7 +206,7 @@ def test_a_read_past_the_buffer_is_a_crash_naming_the_buffer(buffer_shim: Path) 
         assert "0x0 bytes past the end of the in-line buffer (0x5 bytes)" in text
 
 
-def test_without_guard_pages_the_over_read_goes_unseen(pfn_shim: Path, core: Path) -> None:
+def test_without_guard_pages_the_over_read_goes_unseen(pfn_shim: Path, rust_core: Path) -> None:
     mdl = [(TRIGGER, 1, [5]), (0, 0x1000, [6])]
     with IsolatedTarget(pfn_shim, timeout=10, guard=False) as target:
         assert _send(target, mdl) == 0
@@ -342,9 +277,9 @@ def test_in_process_the_fault_names_the_mdl_and_says_to_isolate(pfn_shim: Path) 
 
 @pytest.mark.parametrize("isolation", ["--no-isolate", "--isolate"])
 def test_the_rust_core_passes_the_default_check_with_guards(
-    core: Path, isolation: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    rust_core: Path, isolation: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    target = "rust" if isolation == "--no-isolate" else f"native:{core}"
+    target = "rust" if isolation == "--no-isolate" else f"native:{rust_core}"
     _name, factory = resolve_target(target, {"isolate": isolation == "--isolate"})
     made = factory()
     assert made.guard is True  # guards are on by default

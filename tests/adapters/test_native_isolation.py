@@ -8,17 +8,15 @@ The misbehaving libraries are tiny C stubs built here with gcc against the Rust 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from adapters.native import IsolatedTarget, TargetCrashed, TargetError
 from adapters.native.errors import MAX_KEPT_CALLS
-from adapters.rust.build import CRATE_DIR
 
-HEADER_DIR = CRATE_DIR / "include"
 CRASH_OFFSET = 0x1234
 HANG_OFFSET = 0x4321
 ABORT_OFFSET = 0xABCD
@@ -71,41 +69,22 @@ NTSTATUS vmbcore_channel_ring_bytes(VMBCHANNEL c, uint8_t *out, uint32_t cap, ui
 """
 
 
-def _build_stub(tmp: Path, name: str, define: str) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    source = tmp / "stub.c"
-    source.write_text(STUB)
-    library = tmp / f"lib{name}.so"
-    subprocess.run(
-        [
-            "gcc",
-            "-std=c11",
-            "-O0",
-            "-Wall",
-            "-Werror",
-            "-shared",
-            "-fPIC",
-            f"-D{define}",
-            f"-I{HEADER_DIR}",
-            str(source),
-            "-o",
-            str(library),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return library
+def _build_stub(compile_c: Callable[..., Path], tmp: Path, name: str, define: str) -> Path:
+    return compile_c(STUB, tmp / f"lib{name}.so", defines=[define], std="c11")
 
 
 @pytest.fixture(scope="module")
-def crashing_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build_stub(tmp_path_factory.mktemp("crash"), "crashstub", "CRASH")
+def crashing_library(
+    tmp_path_factory: pytest.TempPathFactory, compile_c: Callable[..., Path]
+) -> Path:
+    return _build_stub(compile_c, tmp_path_factory.mktemp("crash"), "crashstub", "CRASH")
 
 
 @pytest.fixture(scope="module")
-def hanging_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _build_stub(tmp_path_factory.mktemp("hang"), "hangstub", "HANG")
+def hanging_library(
+    tmp_path_factory: pytest.TempPathFactory, compile_c: Callable[..., Path]
+) -> Path:
+    return _build_stub(compile_c, tmp_path_factory.mktemp("hang"), "hangstub", "HANG")
 
 
 def _send(target: IsolatedTarget, offset: int) -> int:

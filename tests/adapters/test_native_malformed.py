@@ -34,7 +34,7 @@ from adapters.native import (
     TargetCrashed,
     TargetError,
 )
-from adapters.rust.build import CRATE_DIR, build_library, library_path
+from adapters.rust.build import CRATE_DIR
 from conformance import run_conformance
 from conformance.cases import load_cases
 from conformance.targets import resolve_target
@@ -219,7 +219,9 @@ class Liar:
 
 
 def build_liar(folder: Path, core: Path) -> Liar:
-    """Compiles the shim in ``folder`` over the Rust core at ``core``."""
+    """Compiles the shim in ``folder`` over the Rust core at ``core``. Self-contained (its own
+    preamble and gcc command rather than conftest's shim builder): bench/malformed_native.py
+    imports it outside pytest."""
     control = Control(folder / "liar.control")
     source = folder / "liar.c"
     source.write_text(LIAR)
@@ -239,16 +241,10 @@ def build_liar(folder: Path, core: Path) -> Liar:
 
 
 @pytest.fixture(scope="module")
-def liar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liar]:
+def liar(tmp_path_factory: pytest.TempPathFactory, rust_core: Path) -> Iterator[Liar]:
     if shutil.which("gcc") is None:
         pytest.skip("gcc is not installed")
-    try:
-        core = library_path()
-    except FileNotFoundError:
-        if shutil.which("cargo") is None:
-            pytest.skip("the Rust core is not built and cargo is not installed")
-        core = build_library()
-    made = build_liar(tmp_path_factory.mktemp("liar"), core)
+    made = build_liar(tmp_path_factory.mktemp("liar"), rust_core)
     yield made
     made.control.clear()
 

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from adapters import native
-from adapters.rust.build import CRATE_DIR, build_library, library_path
 from conformance import run_conformance
 from conformance.cases import load_cases
 from conformance.cli import main
@@ -32,32 +31,8 @@ from conformance.targets import UnknownTarget, resolve_target
 TRIGGER_BYTE_OFFSET = 0xFFF
 SEED = 20240611
 
+#: Overrides VmbPacketSendWithExternalMdl; the shim forwards everything else to the core.
 SHIM = r"""
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include "vmbcore.h"
-
-static void *core;
-
-static void *real(const char *name)
-{
-    if (core == NULL) {
-        core = dlopen(CORE_PATH, RTLD_NOW | RTLD_LOCAL);
-        if (core == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
-    }
-    void *function = dlsym(core, name);
-    if (function == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
-    return function;
-}
-
-#define REAL(name) ((__typeof__(&name))real(#name))
-
-VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { return REAL(VmbPacketAllocate)(Channel); }
-void VmbPacketFree(VMBPACKET Packet) { REAL(VmbPacketFree)(Packet); }
-void VmbPacketSetCompletionRoutine(VMBPACKET Packet, PFN_VMB_PACKET_COMPLETION_ROUTINE Routine)
-{ REAL(VmbPacketSetCompletionRoutine)(Packet, Routine); }
-
 NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint32_t BufferLength,
                                       MDL *ExternalDataMdl, uint32_t MdlOffset,
                                       uint32_t MdlLength, uint32_t Flags)
@@ -73,60 +48,17 @@ NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint
     return REAL(VmbPacketSendWithExternalMdl)(PacketObject, Buffer, BufferLength,
                                               ExternalDataMdl, MdlOffset, MdlLength, Flags);
 }
-
-NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
-{ return REAL(vmbcore_channel_create)(size, out); }
-NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { return REAL(vmbcore_channel_open)(c); }
-NTSTATUS vmbcore_channel_disable(VMBCHANNEL c) { return REAL(vmbcore_channel_disable)(c); }
-void vmbcore_channel_destroy(VMBCHANNEL c) { REAL(vmbcore_channel_destroy)(c); }
-NTSTATUS vmbcore_host_take_packet(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
-{ return REAL(vmbcore_host_take_packet)(c, out, cap, len); }
-NTSTATUS vmbcore_host_complete(VMBCHANNEL c, uint64_t t, NTSTATUS s, const uint8_t *d, uint32_t n)
-{ return REAL(vmbcore_host_complete)(c, t, s, d, n); }
-NTSTATUS vmbcore_channel_ring_bytes(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
-{ return REAL(vmbcore_channel_ring_bytes)(c, out, cap, len); }
 """
 
 
 @pytest.fixture(scope="module")
-def core() -> Path:
-    """The Rust core's library; built if cargo is there and it is not."""
-    try:
-        return library_path()
-    except FileNotFoundError:
-        if shutil.which("cargo") is None:
-            pytest.skip("the Rust core is not built and cargo is not installed")
-        return build_library()
-
-
-def _build_shim(folder: Path, core: Path, variant: str) -> Path:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    source = folder / "shim.c"
-    source.write_text(SHIM)
-    library = folder / f"libshim_{variant.lower()}.so"
-    subprocess.run(
-        [
-            "gcc", "-std=gnu11", "-O0", "-Wall", "-Werror", "-shared", "-fPIC",
-            f"-D{variant}",
-            f"-DCORE_PATH={json.dumps(str(core.resolve()))}",
-            f"-I{CRATE_DIR / 'include'}",
-            str(source), "-o", str(library), "-ldl",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return library
+def crashing_shim(build_shim: Callable[..., Path]) -> Path:
+    return build_shim(SHIM, "CRASH", overrides=["VmbPacketSendWithExternalMdl"])
 
 
 @pytest.fixture(scope="module")
-def crashing_shim(tmp_path_factory: pytest.TempPathFactory, core: Path) -> Path:
-    return _build_shim(tmp_path_factory.mktemp("crash-shim"), core, "CRASH")
-
-
-@pytest.fixture(scope="module")
-def hanging_shim(tmp_path_factory: pytest.TempPathFactory, core: Path) -> Path:
-    return _build_shim(tmp_path_factory.mktemp("hang-shim"), core, "HANG")
+def hanging_shim(build_shim: Callable[..., Path]) -> Path:
+    return build_shim(SHIM, "HANG", overrides=["VmbPacketSendWithExternalMdl"])
 
 
 def _explain(report: ConformanceReport) -> str:
@@ -194,7 +126,7 @@ def _factory(spec: str, **options: Any) -> Callable[[], Any]:
 # ---- the Rust core conforms ---------------------------------------------------------------
 
 
-def test_the_rust_core_conforms(core: Path) -> None:
+def test_the_rust_core_conforms(rust_core: Path) -> None:
     report = run_conformance("rust", examples=100, seed=SEED)
     assert report.passed, _explain(report)
     assert report.target == "rust"
@@ -202,7 +134,7 @@ def test_the_rust_core_conforms(core: Path) -> None:
     assert report.evidence.total_steps > 1000
 
 
-def test_the_rust_core_conforms_isolated(core: Path) -> None:
+def test_the_rust_core_conforms_isolated(rust_core: Path) -> None:
     name, factory = resolve_target("rust", {"isolate": True, "timeout": None})
     report = run_conformance(factory, examples=30, seed=SEED)
     assert report.passed, _explain(report)
@@ -255,8 +187,8 @@ def test_a_crash_found_by_check_replays_and_conforms_on_the_rust_core(
 # ---- target names -------------------------------------------------------------------------
 
 
-def test_isolated_targets_share_one_worker_per_library(core: Path) -> None:
-    factory = _factory(f"native:{core}")
+def test_isolated_targets_share_one_worker_per_library(rust_core: Path) -> None:
+    factory = _factory(f"native:{rust_core}")
     first, second = factory(), factory()
     try:
         assert first.create_channel(4096) != second.create_channel(4096)
@@ -287,7 +219,7 @@ def test_a_crash_costs_the_other_targets_on_the_worker_their_state(crashing_shim
         culprit.close()
 
 
-def test_rust_is_in_process_unless_isolated(core: Path) -> None:
+def test_rust_is_in_process_unless_isolated(rust_core: Path) -> None:
     name, factory = resolve_target("rust", {"isolate": None, "timeout": None})
     target = factory()
     target.close()
@@ -298,12 +230,12 @@ def test_rust_is_in_process_unless_isolated(core: Path) -> None:
     assert isinstance(target, native.IsolatedTarget) and target.timeout == 2.5
 
 
-def test_native_is_isolated_unless_told_otherwise(core: Path) -> None:
-    _name, factory = resolve_target(f"native:{core}", {"isolate": None, "timeout": 3})
+def test_native_is_isolated_unless_told_otherwise(rust_core: Path) -> None:
+    _name, factory = resolve_target(f"native:{rust_core}", {"isolate": None, "timeout": 3})
     target = factory()
     target.close()
     assert isinstance(target, native.IsolatedTarget) and target.timeout == 3
-    _name, factory = resolve_target(f"native:{core}", {"isolate": False, "timeout": None})
+    _name, factory = resolve_target(f"native:{rust_core}", {"isolate": False, "timeout": None})
     target = factory()
     target.close()
     assert isinstance(target, native.NativeTarget)
@@ -338,6 +270,6 @@ def test_a_library_without_the_abi_is_refused_naming_what_is_missing(tmp_path: P
     assert "VmbPacketAllocate," not in str(refused.value)
 
 
-def test_a_bad_timeout_is_refused(core: Path) -> None:
+def test_a_bad_timeout_is_refused(rust_core: Path) -> None:
     with pytest.raises(UnknownTarget, match="timeout"):
         resolve_target("rust", {"isolate": True, "timeout": 0})

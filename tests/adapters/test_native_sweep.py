@@ -18,13 +18,12 @@ forward every function to the real Rust core and misbehave only when MdlOffset i
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import random
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,39 +34,18 @@ from hypothesis import strategies as st
 from adapters.native import LibraryError, NativeTarget
 from adapters.native import sweep as native_sweep
 from adapters.native.sweep import Shape, ShapeFault, SweepFault, run_shapes, sweep_shapes
-from adapters.rust.build import CRATE_DIR, build_library, library_path
+from adapters.rust.build import CRATE_DIR, library_path
 
 RING = 0x1_0000
 TRIGGER = 0x321
 SEED = 20261130
 
+#: Overrides VmbPacketSendWithExternalMdl and vmbcore_host_take_packet; the shim forwards
+#: everything else to the core.
 SHIM = r"""
-#include <dlfcn.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include "vmbcore.h"
 
-static void *core;
 static int lie_next_take;
-
-static void *real(const char *name)
-{
-    if (core == NULL) {
-        core = dlopen(CORE_PATH, RTLD_NOW | RTLD_LOCAL);
-        if (core == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
-    }
-    void *function = dlsym(core, name);
-    if (function == NULL) { fprintf(stderr, "shim: %s\n", dlerror()); abort(); }
-    return function;
-}
-
-#define REAL(name) ((__typeof__(&name))real(#name))
-
-VMBPACKET VmbPacketAllocate(VMBCHANNEL Channel) { return REAL(VmbPacketAllocate)(Channel); }
-void VmbPacketFree(VMBPACKET Packet) { REAL(VmbPacketFree)(Packet); }
-void VmbPacketSetCompletionRoutine(VMBPACKET Packet, PFN_VMB_PACKET_COMPLETION_ROUTINE Routine)
-{ REAL(VmbPacketSetCompletionRoutine)(Packet, Routine); }
 
 NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint32_t BufferLength,
                                       MDL *ExternalDataMdl, uint32_t MdlOffset,
@@ -106,11 +84,6 @@ NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint
 __attribute__((constructor)) static void crash_on_load(void) { abort(); }
 #endif
 
-NTSTATUS vmbcore_channel_create(uint32_t size, VMBCHANNEL *out)
-{ return REAL(vmbcore_channel_create)(size, out); }
-NTSTATUS vmbcore_channel_open(VMBCHANNEL c) { return REAL(vmbcore_channel_open)(c); }
-NTSTATUS vmbcore_channel_disable(VMBCHANNEL c) { return REAL(vmbcore_channel_disable)(c); }
-void vmbcore_channel_destroy(VMBCHANNEL c) { REAL(vmbcore_channel_destroy)(c); }
 NTSTATUS vmbcore_host_take_packet(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
 {
     NTSTATUS status = REAL(vmbcore_host_take_packet)(c, out, cap, len);
@@ -121,46 +94,22 @@ NTSTATUS vmbcore_host_take_packet(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint
     }
     return status;
 }
-NTSTATUS vmbcore_host_complete(VMBCHANNEL c, uint64_t t, NTSTATUS s, const uint8_t *d, uint32_t n)
-{ return REAL(vmbcore_host_complete)(c, t, s, d, n); }
-NTSTATUS vmbcore_channel_ring_bytes(VMBCHANNEL c, uint8_t *out, uint32_t cap, uint32_t *len)
-{ return REAL(vmbcore_channel_ring_bytes)(c, out, cap, len); }
 """
 
 
 @pytest.fixture(scope="module")
-def core() -> str:
-    try:
-        return str(library_path())
-    except FileNotFoundError:
-        if shutil.which("cargo") is None:
-            pytest.skip("the Rust core is not built and cargo is not installed")
-        return str(build_library())
+def core(rust_core: Path) -> str:
+    return str(rust_core)
 
 
 @pytest.fixture(scope="module")
-def shims(core: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    folder = tmp_path_factory.mktemp("sweep-shims")
-    source = folder / "shim.c"
-    source.write_text(SHIM)
-    built = {}
-    for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG", "CTOR_CRASH",
-                    "RAISE_SEGV"):
-        library = folder / f"libshim_{variant.lower()}.so"
-        subprocess.run(
-            [
-                "gcc", "-std=gnu11", "-O0", "-Wall", "-Werror", "-shared", "-fPIC",
-                f"-D{variant}", f"-DTRIGGER={TRIGGER}",
-                f"-DCORE_PATH={json.dumps(str(Path(core).resolve()))}",
-                f"-I{CRATE_DIR / 'include'}", str(source), "-o", str(library), "-ldl",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        built[variant] = str(library)
-    return built
+def shims(build_shim: Callable[..., Path]) -> dict[str, str]:
+    overrides = ["VmbPacketSendWithExternalMdl", "vmbcore_host_take_packet"]
+    return {
+        variant: str(build_shim(SHIM, variant, overrides=overrides, defines=[f"TRIGGER={TRIGGER}"]))
+        for variant in ("PFN_OVERREAD", "BUFFER_OVERREAD", "LYING_LENGTH", "HANG", "CTOR_CRASH",
+                        "RAISE_SEGV")
+    }
 
 
 def sample_shapes(count: int, seed: int = SEED) -> list[Shape]:
