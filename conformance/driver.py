@@ -47,6 +47,7 @@ from conformance.guard import GuardedTarget
 from conformance.inputs import InputError
 from spec import wire
 from spec.call import SendCall
+from spec.catalog import CATALOG
 from spec.constants import (
     NT_ERROR,
     RING_TRAILER_SIZE,
@@ -450,7 +451,17 @@ class Driver:
             if status == NtStatus.STATUS_SUCCESS and verdict.rejected is not None:
                 ids = verdict.rejected.violated  # accepted a call the spec rejects
             elif verdict.rejected is None and (_error_like(status)):
-                ids = ("SEED-SEND", "SEED-RETURN", "KMCL-NO-RESOURCE-FAILURE")
+                # A call the spec accepts, refused: blame the rules whose conditions it met
+                # (the bound it was inside of, the flags it had), then the send itself.
+                satisfied = _conditions_met(verdict.accepted)
+                ids = tuple(dict.fromkeys((*satisfied, "SEED-SEND", "SEED-RETURN",
+                                           "KMCL-NO-RESOURCE-FAILURE")))
+                raise ConformanceFailure(
+                    ids,
+                    f"{call.describe()} returned {status_name(status)}, but the call meets "
+                    f"{', '.join(satisfied) or 'every rule'}: the spec expects it accepted "
+                    f"({verdict.describe()})",
+                )
             else:
                 ids = ("SEED-RETURN", "READ-A8")  # a status no reading allows
             raise ConformanceFailure(
@@ -712,6 +723,20 @@ class Driver:
             if contents.entries and free < 1:
                 raise ConformanceFailure(("RING-NEVER-FULL",), "the ring is completely full")
         self.evidence.exercised(("RING-LAYOUT", "RING-TRAILER"))
+
+
+def _conditions_met(accepted: Accepted | None) -> tuple[str, ...]:
+    """The rules of the documentation (and the readings) whose conditions an accepted call
+    met: what a target that refused it broke. The facts about the emitted packet (WIRE-,
+    RING-, KMCL-) are left out: a refused call emitted none, and the status choice (READ-A8)
+    is not in question."""
+    if accepted is None:
+        return ()
+    return tuple(
+        rid for rid in accepted.requirements
+        if CATALOG.requirements[rid].kind in ("MUST", "reading")
+        and rid not in ("READ-A8", "SEED-SEND", "SEED-RETURN")
+    )
 
 
 def _error_like(status: int) -> bool:

@@ -402,3 +402,13 @@ def test_the_json_report_records_the_seed_and_versions(tmp_path: Path) -> None:
     assert document["seed"] == 42 and document["reproducible"] is True
     assert set(document["versions"]) == {"vmbspec", "hypothesis"}
     assert len(document["steps_digest"]) == 64
+
+
+def test_a_valid_call_refused_names_the_rules_whose_conditions_it_met() -> None:
+    # sim:force-ignores-byteoffset computes the FORCE_MDL_LENGTH bound without ByteOffset, so
+    # it refuses a call that sits exactly at the right bound: the failure names that bound.
+    report = run_conformance("sim:force-ignores-byteoffset", examples=0)
+    (failure,) = [f for f in report.failures if f.source == "case:force-bound-at"]
+    assert "SEED-FORCE-BOUND" in failure.requirements and "READ-A3" in failure.requirements
+    assert not any(r.startswith(("WIRE-", "RING-")) for r in failure.requirements)
+    assert "the spec expects it accepted" in failure.message
