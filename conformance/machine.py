@@ -31,6 +31,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from conformance import interrupt
 from conformance.driver import Driver, Evidence, Step, chain_to_json
 from spec.call import SendCall
 from spec.constants import RING_TRAILER_SIZE, UINT32_MAX, NtStatus, SendFlags
@@ -198,6 +199,7 @@ def build_machine(
         # -- helpers -------------------------------------------------------------------------
 
         def _do(self, step: Step) -> None:
+            interrupt.check()  # Ctrl-C is taken here, between steps (conformance.interrupt)
             try:
                 self.driver.execute(step)
             except BaseException:

@@ -30,6 +30,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.stateful import get_state_machine_test
 
+from conformance import interrupt
 from conformance.cases import Case, load_cases
 from conformance.determinism import fixed_generation
 from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
@@ -343,6 +344,30 @@ def _minimise(
     return minimal
 
 
+def _run_parts(
+    report: ConformanceReport, factory: TargetFactory, profile: Profile, cases: bool,
+    stateful: bool, examples: int, steps_per_example: int, seed: int,
+    progress: ProgressFn | None,
+) -> None:
+    """The case catalog, then the stateful run, into ``report``."""
+    if cases:
+        catalog = load_cases()
+        for number, case in enumerate(catalog, start=1):
+            interrupt.check()
+            try:
+                failure = run_case(case, factory, profile, report.evidence)
+            except InternalError as error:
+                report.problems.append(_problem(f"case:{case.id}", error))
+                failure = None
+            report.cases_run += 1
+            if failure is not None:
+                report.failures.append(failure)
+            if progress is not None:
+                progress("cases", number, len(catalog))
+    if stateful and examples > 0:
+        _run_stateful(report, factory, profile, examples, steps_per_example, seed, progress)
+
+
 def run_conformance(
     target: TargetFactory | str = "sim",
     *,
@@ -393,22 +418,9 @@ def run_conformance(
                                examples_requested=examples if stateful else 0)
     started = time.perf_counter()
     try:
-        if cases:
-            catalog = load_cases()
-            for number, case in enumerate(catalog, start=1):
-                try:
-                    failure = run_case(case, factory, profile, evidence)
-                except InternalError as error:
-                    report.problems.append(_problem(f"case:{case.id}", error))
-                    failure = None
-                report.cases_run += 1
-                if failure is not None:
-                    report.failures.append(failure)
-                if progress is not None:
-                    progress("cases", number, len(catalog))
-        if stateful and examples > 0:
-            _run_stateful(report, factory, profile, examples, steps_per_example, seed,
-                          progress)
+        with interrupt.deferred():
+            _run_parts(report, factory, profile, cases, stateful, examples, steps_per_example,
+                       seed, progress)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

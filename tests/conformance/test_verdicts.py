@@ -412,3 +412,29 @@ def test_a_valid_call_refused_names_the_rules_whose_conditions_it_met() -> None:
     assert "SEED-FORCE-BOUND" in failure.requirements and "READ-A3" in failure.requirements
     assert not any(r.startswith(("WIRE-", "RING-")) for r in failure.requirements)
     assert "the spec expects it accepted" in failure.message
+
+
+class _SignalsFromAFinalizer(SimTarget):
+    """Sends itself SIGINT from inside a ``__del__`` after a few sends: Python swallows an
+    exception raised there ("Exception ignored in ..."), as it does in Hypothesis's gc
+    callback, where a real Ctrl-C was once lost and the run went on."""
+
+    sends = 0
+
+    def send_with_external_mdl(self, *args: Any) -> int:
+        type(self).sends += 1
+        if type(self).sends == 30:
+
+            class Finalizer:
+                def __del__(self) -> None:
+                    signal.raise_signal(signal.SIGINT)
+                    sum(range(1000))  # bytecode, where the signal's handler runs
+
+            Finalizer()
+        return super().send_with_external_mdl(*args)
+
+
+def test_ctrl_c_is_not_lost_where_python_swallows_exceptions() -> None:
+    report = run_conformance(_SignalsFromAFinalizer, examples=2000, cases=False)
+    assert report.interrupted and report.verdict == "INTERRUPTED"
+    assert report.examples < 2000
