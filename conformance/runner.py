@@ -250,6 +250,40 @@ def batch_seed(seed: int, batch: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+def _stateful_settings(examples: int, steps_per_example: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps_per_example,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        print_blob=False,
+        # One failure a run, the first found, shrunk: two distinct failures would come back
+        # as an ExceptionGroup with no single minimal sequence to replay.
+        report_multiple_bugs=False,
+    )
+
+
+def _run_batches(
+    machine: Any, state: RunState, examples: int, steps_per_example: int, seed: int
+) -> None:
+    """Hypothesis test runs of at most :data:`BATCH_EXAMPLES` examples each, batch ``b``
+    seeded ``batch_seed(seed, b)``, until ``examples`` were generated or one fails."""
+    batch = 0
+    while state.examples < examples:
+        size = min(BATCH_EXAMPLES, examples - state.examples)
+        test = get_state_machine_test(
+            machine, settings=_stateful_settings(size, steps_per_example)
+        )
+        before = state.examples
+        hypothesis_seed(batch_seed(seed, batch))(test)()
+        batch += 1
+        if state.examples == before:  # nothing left to generate (cannot happen today)
+            return
+
+
 def _run_stateful(
     report: ConformanceReport,
     factory: TargetFactory,
@@ -259,39 +293,16 @@ def _run_stateful(
     seed: int,
     progress: ProgressFn | None,
 ) -> None:
-    """The stateful run, in batches of :data:`BATCH_EXAMPLES` (see there); it stops at the
-    first failure, shrunk by Hypothesis."""
+    """The stateful run (see :func:`_run_batches`); the first failure, shrunk by Hypothesis
+    and then by :func:`_minimise`, goes into ``report``."""
     state = RunState(report.evidence)
     if progress is not None:
         state.on_example = lambda n, _steps: progress("stateful", n, examples)
     machine = build_machine(lambda: _make_target(factory), profile, state)
-    batch = 0
-    generation = fixed_generation()
-    report.reproducible = generation.__enter__()
     try:
-        while state.examples < examples:
-            size = min(BATCH_EXAMPLES, examples - state.examples)
-            test = get_state_machine_test(
-                machine,
-                settings=settings(
-                    max_examples=size,
-                    stateful_step_count=steps_per_example,
-                    deadline=None,
-                    database=None,
-                    derandomize=False,
-                    suppress_health_check=list(HealthCheck),
-                    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-                    print_blob=False,
-                    # One failure a run, the first found, shrunk: two distinct failures would
-                    # come back as an ExceptionGroup with no single minimal sequence to replay.
-                    report_multiple_bugs=False,
-                ),
-            )
-            before = state.examples
-            hypothesis_seed(batch_seed(seed, batch))(test)()
-            batch += 1
-            if state.examples == before:  # nothing left to generate (cannot happen today)
-                break
+        with fixed_generation() as reproducible:
+            report.reproducible = reproducible
+            _run_batches(machine, state, examples, steps_per_example, seed)
     except Flaky as error:
         report.failures.append(
             Failure("stateful", ("SEED-RETURN",), f"the target is not deterministic: "
@@ -307,7 +318,6 @@ def _run_stateful(
             steps = _minimise(list(state.last_log), (kind, requirements), factory, profile)
             report.failures.append(Failure("stateful", requirements, message, steps, kind))
     finally:
-        generation.__exit__(None, None, None)
         report.examples = state.examples
         report.shrink_runs = state.shrink_runs
         report.steps_digest = state.digest.hexdigest()
