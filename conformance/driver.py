@@ -63,6 +63,7 @@ from spec.lifecycle import (
     PacketState,
     step_channel,
     step_packet,
+    survive_violation,
 )
 from spec.mdl import MdlChain, MdlSegment
 from spec.readings import Profile
@@ -147,6 +148,8 @@ class PacketModel:
     transaction_id: int | None = None
     #: A completion the model expects from the host's completion (status, data).
     held: bool = False
+    #: VmbPacketFree was called while the packet was busy (READ-A10: must be ignored).
+    busy_free: bool = False
 
 
 @dataclass
@@ -287,6 +290,16 @@ class Driver:
             raise type(error)(f"{where} ({op}): {error}") from error
         self._check_ring()
 
+    @staticmethod
+    def _blame_busy_free(
+        ids: tuple[str, ...], packets: Iterable[PacketModel]
+    ) -> tuple[str, ...]:
+        """``ids``, led by READ-A10 when one of ``packets`` was freed while busy: a robust
+        target must have ignored that free, and a packet that then went missing points at it."""
+        if any(p.busy_free for p in packets):
+            return ("READ-A10", *ids)
+        return ids
+
     def _caller_may(self, what: str, check: Callable[[], object]) -> None:
         """Refuse a step that breaks a rule the documentation puts on the caller
         (``spec.lifecycle``): a bad sequence, not something the target did."""
@@ -334,6 +347,7 @@ class Driver:
             self._move_packet(packet, PacketEvent.CANCEL)
             packet.expected = None
             packet.held = False
+            packet.busy_free = False
         channel.discard()
 
     def _check_cancellations(
@@ -363,7 +377,8 @@ class Driver:
         missing = [h for h in expected if h not in seen]
         if missing:
             raise ConformanceFailure(
-                ids, f"disable left packets {missing} without a completion-routine call"
+                self._blame_busy_free(ids, [expected[h] for h in missing]),
+                f"disable left packets {missing} without a completion-routine call",
             )
         if outstanding:
             self.evidence.exercised(ids)
@@ -380,6 +395,16 @@ class Driver:
 
     def _free(self, step: Step) -> None:
         packet = self._packet(step.get("packet"))
+        survived = survive_violation(packet.state, PacketEvent.FREE)
+        if survived is not None and "robust-contract-violations" in self.capabilities:
+            # READ-A10: a free of a busy packet, which a robust target ignores; the packet's
+            # later life (written, taken, completed once) is checked by the steps that follow.
+            self.evidence.transitions[f"packet:{packet.state.value}--free (ignored)"] += 1
+            self.evidence.exercised(survived.requirements)
+            self.target.free_packet(packet.handle)
+            packet.busy_free = True
+            self._expect_completions({})
+            return
         self._caller_may(f"freeing packet {packet.index}",
                          lambda: step_packet(packet.state, PacketEvent.FREE))
         self._move_packet(packet, PacketEvent.FREE)
@@ -574,7 +599,7 @@ class Driver:
         if data is None:
             index, _ = channel.ring[0]
             raise ConformanceFailure(
-                ("SEED-SEND", "KMCL-QUEUE-FULL"),
+                self._blame_busy_free(("SEED-SEND", "KMCL-QUEUE-FULL"), [self.packets[index]]),
                 f"packet {index} should be in the ring, but the host found the ring empty",
             )
         index, _total = channel.take()
@@ -658,6 +683,7 @@ class Driver:
         self._expect_completions({packet.handle: (status, data)})
         self._move_packet(packet, PacketEvent.COMPLETE)
         packet.expected = None
+        packet.busy_free = False
 
     def _expect_completions(self, expected: Mapping[int, tuple[int, bytes]]) -> None:
         """The completion-routine calls since the last step are exactly ``expected``."""
@@ -691,7 +717,8 @@ class Driver:
         missing = [h for h in expected if h not in seen]
         if missing:
             raise ConformanceFailure(
-                ids, f"the completion routine of packet(s) {missing} did not run"
+                self._blame_busy_free(ids, [p for p in self.packets if p.handle in missing]),
+                f"the completion routine of packet(s) {missing} did not run",
             )
         if expected:
             self.evidence.exercised(ids)
@@ -713,7 +740,10 @@ class Driver:
             contents = self._read_ring(channel)
             if len(contents.entries) != len(channel.ring):
                 raise ConformanceFailure(
-                    ("RING-LAYOUT", "KMCL-QUEUE-FULL"),
+                    self._blame_busy_free(
+                        ("RING-LAYOUT", "KMCL-QUEUE-FULL"),
+                        [p for p in self.packets if p.channel == channel.index],
+                    ),
                     f"channel {channel.index}'s ring holds {len(contents.entries)} packets, "
                     f"the model {len(channel.ring)}",
                 )

@@ -101,6 +101,18 @@ PACKET_EVENT_GUARDS: Mapping[PacketEvent, tuple[str, str]] = {
     ),
 }
 
+#: READ-A10, contract violations a robust target survives: VmbPacketFree of a packet that is
+#: still outstanding. The seed: the packet object "represents the packet throughout the
+#: lifetime of the transaction", and its resources "cannot be released until a completion
+#: packet comes back" (SEED-WAIT); so the free cannot take effect. A target that declares
+#: ``robust-contract-violations`` ignores it: the packet stays where it was and is still
+#: written, taken and completed exactly once. A target that does not declare it is never given
+#: such a call (a real driver may bug-check).
+CONTRACT_VIOLATIONS: Mapping[tuple[PacketState, PacketEvent], Move] = {
+    (P.QUEUED, E.FREE): Move(P.QUEUED, ("READ-A10", "SEED-WAIT")),
+    (P.IN_RING, E.FREE): Move(P.IN_RING, ("READ-A10", "SEED-WAIT")),
+}
+
 C, CE = ChannelState, ChannelEvent
 #: (state, event) -> next state, for a channel.
 CHANNEL_TRANSITIONS: Mapping[tuple[ChannelState, ChannelEvent], Move] = {
@@ -122,6 +134,12 @@ def step_packet(state: PacketState, event: PacketEvent) -> Move:
         requirement, rule = PACKET_EVENT_GUARDS[event]
         raise SpecViolation(requirement, f"{event.value} on a {state.value} packet: {rule}")
     return move
+
+
+def survive_violation(state: PacketState, event: PacketEvent) -> Move | None:
+    """The move of a robust target for a contract violation (:data:`CONTRACT_VIOLATIONS`):
+    the packet keeps its state. None when ``event`` in ``state`` is not such a violation."""
+    return CONTRACT_VIOLATIONS.get((state, event))
 
 
 def step_channel(state: ChannelState, event: ChannelEvent) -> Move:
