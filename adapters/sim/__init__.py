@@ -21,7 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from adapters.sim.bugs import BUGS, check_bugs
-from adapters.sim.channel import FREEABLE, Channel, ChannelState, Packet, PacketState
+from adapters.sim.channel import (
+    FREEABLE,
+    OUTSTANDING,
+    Channel,
+    ChannelState,
+    Packet,
+    PacketState,
+)
 from adapters.sim.consts import U32_MAX
 from adapters.sim.ring import Ring
 from adapters.sim.send import send_with_external_mdl
@@ -100,6 +107,8 @@ class SimTarget:
         target = self._packet(packet)
         if target.state not in FREEABLE:
             self.contract_violations += 1  # reading A10: survive it, change nothing
+            if "busy-free-honoured" in self.bugs and target.state in OUTSTANDING:
+                target.channel.free_busy(target)  # BUG: honoured instead.
             return
         target.move("free")
 

@@ -40,6 +40,21 @@ BUGS: dict[str, str] = {
     "and then looks empty (write_index == read_index)",
     "cancel-skips-taken": "disable cancels queued and in-ring packets but forgets those the "
     "host has taken and not yet completed: they never get a completion call",
+    "queue-overtaking": "a new packet is written straight to the ring whenever it fits, even "
+    "while older packets wait in the FIFO queue, so a small send overtakes a packet queued "
+    "behind a full ring (a send path that checks only ring space, not the queue: "
+    "KMCL-QUEUE-FULL)",
+    "busy-free-honoured": "VmbPacketFree of an outstanding packet is honoured instead of "
+    "ignored (reading A10): a queued packet is dropped and never written; one in the ring or "
+    "taken by the host stays there, but its completion runs no completion routine (the external "
+    "buffer freed before the transaction completes, reference §6)",
+    "completion-left-outstanding": "a host completion runs the completion routine but leaves "
+    "the transaction on the channel's pending list, so disable cancels it again: a second "
+    "call, with STATUS_CANCELLED, for a packet already completed (a request never unlinked "
+    "from the driver's pending list)",
+    "txid-reuse": "a new send's transaction id is 1 + the number of transactions outstanding "
+    "on the channel, so once an earlier one completes a new packet can carry the id of one "
+    "still outstanding (an id derived from a slot count, KMCL-COMPLETION)",
 }
 
 

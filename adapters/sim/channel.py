@@ -18,6 +18,23 @@ A channel is NOT_OPEN, then OPEN, then DISABLED for good. It owns the outgoing r
 queue of packets waiting for room (or for the open), the packets in the ring in ring order, and
 the packets the host has taken, by transaction id. Queued packets leave the queue strictly in
 order: a later packet never overtakes an earlier one, even if it would fit.
+
+How the bug switches of :mod:`adapters.sim.bugs` that live here stay inside the table (each
+marked ``BUG:`` in the code), so that a broken variant never trips the simulator's own
+assertions and its ring always decodes:
+
+- ``busy-free-honoured``: a free of a QUEUED packet takes it out of the queue as ``cancel``
+  then ``free`` (no completion call); a free of a packet IN_RING or TAKEN only marks it
+  :attr:`Packet.freed_while_busy`. Its bytes stay in the ring and the host may take and
+  complete it as usual; when it completes (or is cancelled) it passes through COMPLETED to
+  FREED without a completion-routine call: the packet is gone.
+- ``completion-left-outstanding``: a completed packet's handle is also kept in
+  :attr:`Channel.stale`, a list apart from the packets; disable calls the completion routine
+  for each stale handle (STATUS_CANCELLED) without moving any packet.
+- ``txid-reuse``: two packets may carry one id. The host's table :attr:`Channel.taken` is keyed
+  by id, so the later packet taken replaces the earlier one there: a completion of that id
+  completes the later packet, and the earlier one stays TAKEN for good (never completed, not
+  cancelled at disable, as a real driver that lost it).
 """
 
 from __future__ import annotations
@@ -78,6 +95,8 @@ class Packet:
     payload_at_call: bytes = b""
     #: The caller's buffer, when it may be read again at write time (not paged, reading A11).
     late_buffer: bytearray | None = None
+    #: BUG busy-free-honoured: freed while in the ring or taken; its completion calls nobody.
+    freed_while_busy: bool = False
 
     def move(self, event: str) -> None:
         try:
@@ -110,6 +129,8 @@ class Channel:
     taken: dict[int, Packet] = field(default_factory=dict)
     #: Host completions that matched no taken transaction (ignored, counted for diagnosis).
     stray_completions: int = 0
+    #: BUG completion-left-outstanding: handles of completed packets left on the pending list.
+    stale: list[int] = field(default_factory=list)
     _next_transaction_id: int = 1
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -136,6 +157,10 @@ class Channel:
         self.ring.pending_send_size = 0
         for packet in outstanding:
             self._complete(packet, "cancel", STATUS_CANCELLED, b"")
+        stale, self.stale = self.stale, []
+        for handle in stale:
+            # BUG completion-left-outstanding: "cancels" a transaction that already completed.
+            self.on_complete(handle, STATUS_CANCELLED, b"")
 
     # -- transaction ids ----------------------------------------------------------------------
 
@@ -145,6 +170,9 @@ class Channel:
 
     def new_transaction_id(self) -> int:
         """A u64 id unique among the channel's outstanding transactions."""
+        if "txid-reuse" in self.bugs:
+            # BUG: an id from the count of outstanding transactions, not from the ids in use.
+            return 1 + len(self.queue) + len(self.in_ring) + len(self.taken)
         in_use = self._outstanding_ids()
         candidate = self._next_transaction_id
         while candidate in in_use:
@@ -159,9 +187,10 @@ class Channel:
         queued otherwise (KMCL-QUEUE-FULL, KMCL-QUEUE-CLOSED)."""
         assert packet.layout is not None
         assert self.state is not ChannelState.DISABLED
+        nothing_waits = not self.queue or "queue-overtaking" in self.bugs  # BUG: skips it
         if (
             self.state is ChannelState.OPEN
-            and not self.queue
+            and nothing_waits
             and self.ring.fits(packet.layout.total)
         ):
             self._write(packet, packet.payload_at_call)
@@ -169,6 +198,25 @@ class Channel:
         packet.move("queue")
         self.queue.append(packet)
         self._update_pending_send_size()
+
+    def free_busy(self, packet: Packet) -> None:
+        """BUG busy-free-honoured: VmbPacketFree of an outstanding packet, honoured.
+
+        A queued packet leaves the queue as if cancelled, then is freed, with no completion
+        call, and the queue moves on (its head may have changed). A packet in the ring or taken
+        is only marked: its bytes stay where they are; :meth:`_complete` frees it instead of
+        calling the completion routine."""
+        if packet.freed_while_busy:
+            return
+        if packet.state is PacketState.QUEUED:
+            self.queue.remove(packet)
+            packet.move("cancel")
+            _forget_send(packet)
+            packet.move("free")
+            self.pump()
+            return
+        assert packet.state in OUTSTANDING
+        packet.freed_while_busy = True
 
     def _write(self, packet: Packet, payload: bytes) -> None:
         assert packet.layout is not None and packet.transaction_id is not None
@@ -215,6 +263,7 @@ class Channel:
                 f"{packet.transaction_id}"
             )
         packet.move("take")
+        # With txid-reuse, a second packet of the same id replaces the first here (see above).
         self.taken[written_id] = packet
         self.pump()
         return data
@@ -227,13 +276,25 @@ class Channel:
             self.stray_completions += 1
             return
         self._complete(packet, "complete", status, data)
+        if "completion-left-outstanding" in self.bugs:
+            self.stale.append(packet.handle)  # BUG: never unlinked from the pending list.
 
     def _complete(self, packet: Packet, event: str, status: int, data: bytes) -> None:
         packet.move(event)
-        packet.transaction_id = None
-        packet.layout = None
-        packet.payload_at_call = b""
-        packet.late_buffer = None
+        _forget_send(packet)
+        if packet.freed_while_busy:
+            # BUG busy-free-honoured: the packet was freed under the transaction; nobody to call.
+            packet.freed_while_busy = False
+            packet.move("free")
+            return
         self.on_complete(packet.handle, status, data)
         if "double-completion" in self.bugs:
             self.on_complete(packet.handle, status, data)  # BUG: the routine runs twice.
+
+
+def _forget_send(packet: Packet) -> None:
+    """Drop what the send call fixed: the transaction is over."""
+    packet.transaction_id = None
+    packet.layout = None
+    packet.payload_at_call = b""
+    packet.late_buffer = None
