@@ -23,6 +23,10 @@ EXPECTED = {
     "ignore-wait-flag": {"SEED-WAIT-MUST", "READ-A4"},
     "ring-full": {"RING-NEVER-FULL", "KMCL-QUEUE-FULL", "RING-LAYOUT"},
     "cancel-skips-taken": {"READ-A12"},
+    "queue-overtaking": {"KMCL-QUEUE-FULL", "RING-LAYOUT"},
+    "busy-free-honoured": {"READ-A10", "SEED-WAIT", "KMCL-COMPLETION", "KMCL-QUEUE-FULL"},
+    "completion-left-outstanding": {"READ-A12", "SEED-WAIT"},
+    "txid-reuse": {"KMCL-COMPLETION"},
 }
 
 
