@@ -53,7 +53,8 @@ class SimTarget:
         self._next_handle = 1
         #: Why the last rejected send was rejected ("" after an accepted one).
         self.last_rejection = ""
-        #: free_packet calls on an outstanding or freed packet (ignored: reading A10).
+        #: free_packet calls on an outstanding or freed packet (ignored: reading A10; the
+        #: ``busy-free-honoured`` switch honours those of an outstanding one).
         self.contract_violations = 0
 
     def __repr__(self) -> str:
