@@ -1,35 +1,53 @@
 """The stateful conformance test: a Hypothesis RuleBasedStateMachine over the API calls.
 
-Rules are the calls a driver makes (allocate, send, free) and the host's actions (take a packet
-from the ring, complete a transaction, open or disable the channel). Each rule builds a *step*
-and hands it to :class:`conformance.driver.Driver`, which performs it on the target and checks
-the result with the spec as the oracle, so a shrunk failure is a list of steps that replays on
-any target.
+Theory of operation
+-------------------
+Each rule performs a *piece of work* of a driver's life, several calls long, and hands each call
+to :class:`conformance.driver.Driver` as a *step*; the driver performs it on the target and
+checks the result with the spec as the oracle, so a shrunk failure is a list of steps that
+replays on any target. The rules:
 
-Inputs are biased to where bugs live: offsets and lengths at, just inside and just past every
-bound (the chain's ByteCount total, the FORCE_MDL_LENGTH page-rounded bound, ROUND_TO_PAGES of
-ByteCount alone), values that wrap 32 bits, ByteOffset 0 and 0xFFF, buffers at the ring's size.
-Each case enables a random subset of features (swarm testing: FORCE_MDL_LENGTH, PAGED_BUFFER,
-chains, a NULL MDL, unknown flag bits, contract violations, buffer mutation, disable), so that
-rare interactions are not drowned by common ones.
+* ``send``: one VmbPacketSendWithExternalMdl (allocating a packet first when none is free),
+  then the host takes 0 to 2 packets;
+* ``pressure``: two or three sends of mixed sizes aimed at the ring's free space (exactly full,
+  half of it, a quarter of the ring), so that packets queue behind a full ring and later, smaller
+  sends arrive while older ones wait: FIFO order between queued and new packets is tested in
+  most examples;
+* ``host``: the host takes up to three packets and completes up to three, in any order, with
+  any status and completion bytes; packets are then reused by later sends (KMCL-REUSE);
+* ``caller``: VmbPacketFree, VmbPacketAllocate, a change to a queued packet's buffer (to see
+  when the target read it, READ-A11), and on targets that declare
+  ``robust-contract-violations`` the free of a busy packet (READ-A10), whose later life the
+  driver then follows.
+
+Opening a channel late and disabling it are *phases*, not rules: the example draws when they
+happen when it starts (``late-open`` early, ``disable`` in the last part of the example), so an
+example completes packets before it disables, and its tail checks what a disabled channel does.
+
+Speed. Hypothesis's engine costs tens of microseconds per draw and more per rule choice; the
+oracle and the simulator cost less. So every rule draws its whole piece of work as *one* integer,
+read digit by digit (:class:`Choices`) against fixed tables of shapes: where bugs live (each
+bound, just inside and just past it, values that wrap 32 bits, ByteOffset 0 and 0xFFF, buffers
+at the ring's free space) and plain values. No rule has a precondition or a Bundle (both cost a
+filtered draw per step). A smaller integer reads as a plainer piece of work, so Hypothesis's
+shrinking still moves toward simple calls; :mod:`conformance.minimise` then deletes whole steps.
+
+Each example enables a random subset of features (swarm testing: FORCE_MDL_LENGTH, PAGED_BUFFER,
+chains, a NULL MDL, unknown flag bits, contract violations, buffer mutation, disable, late
+open, 32-bit wrap), so that rare interactions are not drowned by common ones.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import (
-    Bundle,
-    RuleBasedStateMachine,
-    initialize,
-    precondition,
-    rule,
-)
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from conformance import interrupt
 from conformance.driver import Driver, Evidence, Step, chain_to_json
@@ -54,12 +72,27 @@ FEATURES = (
     "wrap32",
 )
 RING_SIZES = (4096, 8192, 16384, 65536)
-MAX_PACKETS = 4
+#: Packets a driver holds at most in one example (allocated on demand by the send rules).
+MAX_PACKETS = 6
 HOST_STATUSES = (
     int(NtStatus.STATUS_SUCCESS),
     int(NtStatus.STATUS_UNSUCCESSFUL),
     int(NtStatus.STATUS_BUFFER_OVERFLOW),
     int(NtStatus.STATUS_PENDING),
+)
+#: Every rule's work is one draw of this many bits (read by :class:`Choices`).
+WORK = st.integers(0, 2**256 - 1)
+
+#: What a generated example did, counted per example for the generation report
+#: (:meth:`RunState.depth_report`).
+DEPTH_MEASURES = (
+    "accepted-send",
+    "completion-before-disable",
+    "completion-then-disable",
+    "queued-behind-full-ring",
+    "fifo-order-tested",
+    "busy-free",
+    "disable",
 )
 
 
@@ -68,6 +101,9 @@ class RunState:
     """Shared between the machine's instances and the runner of one run."""
 
     evidence: Evidence
+    #: Rule calls per example (Hypothesis's ``stateful_step_count``): the phases are placed
+    #: relative to it.
+    steps_per_example: int = 40
     last_log: list[Step] = field(default_factory=list)
     #: Examples generated, and the re-runs Hypothesis made while shrinking a failure (counted
     #: apart, so the progress line and the summary agree).
@@ -81,77 +117,107 @@ class RunState:
     #: A digest of every generated example's steps, in order: two runs that generated the
     #: same sequences have the same digest.
     digest: Any = field(default_factory=hashlib.sha256)
+    #: Examples that did each of :data:`DEPTH_MEASURES` at least once, and the sends.
+    depth: collections.Counter[str] = field(default_factory=collections.Counter)
+
+    def depth_report(self) -> dict[str, Any]:
+        """How deep the generated examples went: shares of examples, sends per example."""
+        examples = self.examples
+        shares = {
+            name: round(self.depth[name] / examples, 4) if examples else 0.0
+            for name in DEPTH_MEASURES
+        }
+        return {
+            "examples": examples,
+            "steps_per_example": round(self.evidence.total_steps / examples, 2)
+            if examples else 0.0,
+            "sends_per_example": round(self.depth["sends"] / examples, 2) if examples else 0.0,
+            "accepted_sends_per_example": round(self.depth["accepted-sends"] / examples, 2)
+            if examples else 0.0,
+            "share_of_examples": shares,
+        }
 
 
 # ---------------------------------------------------------------------------------------------
-# Strategies
+# Reading one draw as a piece of work
 # ---------------------------------------------------------------------------------------------
 
-byte_offsets = st.one_of(st.sampled_from([0, 1, 8, 0x7FF, 0xFF8, 0xFFF]), st.integers(0, 0xFFF))
-byte_counts = st.one_of(
-    st.sampled_from([0, 1, 0xFFF, 0x1000, 0x1001, 0x2000, 0x3000]),
-    st.integers(0, 0x6000),
-)
+
+class Choices:
+    """A non-negative integer read as mixed-radix digits, least significant first: each read
+    takes one digit. 0 reads as 0 everywhere, so a smaller draw is a plainer piece of work."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: int) -> None:
+        self._value = value
+
+    def below(self, limit: int) -> int:
+        """A value in ``0 .. limit - 1`` (``limit`` >= 1)."""
+        self._value, digit = divmod(self._value, limit)
+        return digit
+
+    def upto(self, limit: int) -> int:
+        """A value in ``0 .. limit``."""
+        return self.below(limit + 1)
+
+    def pick(self, values: Sequence[Any]) -> Any:
+        return values[self.below(len(values))]
+
+    def chance(self, numerator: int, denominator: int) -> bool:
+        """True with probability ``numerator / denominator`` (False reads as plainer)."""
+        return self.below(denominator) >= denominator - numerator
 
 
-_CHAIN_LENGTHS = st.integers(1, 3)
-_PFN_BASES = st.integers(1, 2**40)
-#: Strategies are built once: Hypothesis validates every new strategy object, and building
-#: them per call cost a third of the run. Values that depend on the MDL are drawn as a kind
-#: (which shrinks toward the plainest) and an index or a fraction of a fixed strategy.
-_KINDS = st.integers(0, 5)
-_PICKS = st.integers(0, 63)
-_U32 = st.integers(0, UINT32_MAX)
-_SMALL_LENGTHS = st.one_of(st.sampled_from([0, 1, 7, 8, 0x40]), st.integers(0, 256))
+_BYTE_OFFSETS = (0, 0, 1, 8, 0x7FF, 0xFF8, 0xFFF, -1)  # -1: any value below 0x1000
+_BYTE_COUNTS = (0x1000, 0x2000, 1, 0xFFF, 0x1001, 0x3000, 0, -1)  # -1: any up to 0x6000
+_CHAIN_LENGTHS = (1, 1, 1, 2, 3)
 _WRAP_OFFSETS = (0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000, 2**32 - 0x1000)
-_BYTES = st.integers(0, 255)
-_COMPLETION_BYTES = st.binary(max_size=16)
-_ONE_IN_THREE = st.sampled_from([False, False, True])
+_SMALL_LENGTHS = (0, 8, 1, 7, 0x40, -1)  # -1: any up to 256
+_TAKES = (0, 1, 1, 2)
 
 
-@st.composite
-def mdl_chains(draw: st.DrawFn) -> MdlChain:
-    count = draw(_CHAIN_LENGTHS)
-    base = draw(_PFN_BASES)
-    # Distinct PFNs per segment, so a range taken from the wrong MDL or page shows.
-    return MdlChain(tuple(
-        MdlSegment.with_pages(draw(byte_offsets), draw(byte_counts), base + i * 0x100)
-        for i in range(count)
-    ))
+def read_chain(choices: Choices, chains: bool) -> MdlChain:
+    """An MDL chain: 1 to 3 MDLs (1 unless ``chains``), each ByteOffset and ByteCount from a
+    table of edges or any value, with distinct PFNs per MDL so that a range taken from the
+    wrong MDL or page shows."""
+    count = choices.pick(_CHAIN_LENGTHS) if chains else 1
+    base = 1 + choices.below(2**28) * 0x1000
+    segments = []
+    for index in range(count):
+        byte_offset = choices.pick(_BYTE_OFFSETS)
+        if byte_offset < 0:
+            byte_offset = choices.below(0x1000)
+        byte_count = choices.pick(_BYTE_COUNTS)
+        if byte_count < 0:
+            byte_count = choices.upto(0x6000)
+        segments.append(MdlSegment.with_pages(byte_offset, byte_count, base + index * 0x100))
+    return MdlChain(tuple(segments))
 
 
 def _clip(values: list[int]) -> list[int]:
     return sorted({v for v in values if 0 <= v <= UINT32_MAX})
 
 
-def _pick(data: st.DataObject, values: list[int] | tuple[int, ...], label: str) -> int:
-    return values[data.draw(_PICKS, label=label) % len(values)]
-
-
-def _below(data: st.DataObject, limit: int, label: str) -> int:
-    """A value in ``0 .. limit``; shrinks toward 0."""
-    return int(data.draw(_U32, label=label) % (limit + 1))
-
-
-def draw_offset(data: st.DataObject, chain: MdlChain) -> int:
+def read_offset(choices: Choices, chain: MdlChain) -> int:
     """MdlOffset: mostly inside the chain, often on an edge, sometimes where 32 bits wrap."""
     first = chain.first
     total = chain.byte_count
-    forced = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
-    kind = data.draw(_KINDS, label="offset kind")
-    if kind == 0:
-        return 0
+    kind = choices.below(8)
     if kind <= 2:
-        return _below(data, total, "offset inside")
-    if kind == 3:
-        edges = _clip([0, 1, total - 1, total, total + 1, first.byte_count, forced - 1, forced])
-        return _pick(data, edges, "offset edge")
-    if kind == 4:
-        return _pick(data, _WRAP_OFFSETS, "offset near 2**32")
-    return int(data.draw(_U32, label="offset"))
+        return 0
+    if kind <= 4:
+        return choices.upto(total)
+    if kind == 5:
+        forced = ROUND_TO_PAGES(first.byte_offset + first.byte_count) - first.byte_offset
+        return int(choices.pick(_clip([0, 1, total - 1, total, total + 1, first.byte_count,
+                                       forced - 1, forced])))
+    if kind == 6:
+        return int(choices.pick(_WRAP_OFFSETS))
+    return choices.upto(UINT32_MAX)
 
 
-def draw_length(data: st.DataObject, chain: MdlChain, offset: int, forced: bool) -> int:
+def read_length(choices: Choices, chain: MdlChain, offset: int, forced: bool) -> int:
     """MdlLength for ``offset``: 0, lengths that fit, and lengths at and past the bound that
     applies (the chain's total, or under FORCE_MDL_LENGTH the page-rounded bound and the
     unsafe ROUND_TO_PAGES(ByteCount) of reading A3 (b))."""
@@ -165,15 +231,14 @@ def draw_length(data: st.DataObject, chain: MdlChain, offset: int, forced: bool)
         bound = chain.byte_count
         edges = [bound - offset, bound - offset + 1, bound - offset - 1,
                  first.byte_count - offset, first.byte_count - offset + 1]
-    kind = data.draw(_KINDS, label="length kind")
-    if kind == 0:
+    kind = choices.below(8)
+    if kind <= 1:
         return 0
-    if kind <= 2:
-        return 1 + _below(data, max(0, bound - offset - 1), "length that fits")
     if kind <= 4:
-        return _pick(data, _clip([1, *edges, 2**32 - offset, 2**32 - offset + 0x1000]),
-                     "length edge")
-    return int(data.draw(_U32, label="length"))
+        return 1 + choices.upto(max(0, bound - offset - 1))
+    if kind <= 6:
+        return int(choices.pick(_clip([1, *edges, 2**32 - offset, 2**32 - offset + 0x1000])))
+    return choices.upto(UINT32_MAX)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,16 +250,21 @@ def build_machine(
     target_factory: Callable[[], Any], profile: Profile, state: RunState
 ) -> type[RuleBasedStateMachine]:
     """A RuleBasedStateMachine class bound to one target factory, profile and evidence sink."""
+    last_rule = max(2, state.steps_per_example)
 
     class VmbConformance(RuleBasedStateMachine):
-        mdls = Bundle("mdls")
-
         def __init__(self) -> None:
             super().__init__()
             self.target = target_factory()
             self.driver = Driver(self.target, profile, Evidence())
             self.features: frozenset[str] = frozenset()
             self.robust = "robust-contract-violations" in self.driver.capabilities
+            self.rules_run = 0
+            self.open_at = 0
+            self.disable_at = 0
+            self.did: set[str] = set()
+            self.sends = 0
+            self.accepted_sends = 0
 
         # -- helpers -------------------------------------------------------------------------
 
@@ -213,12 +283,24 @@ def build_machine(
         def _has(self, feature: str) -> bool:
             return feature in self.features
 
+        def _phase(self) -> None:
+            """Before each rule: open late, or disable, when this example's time has come."""
+            self.rules_run += 1
+            if self.rules_run == self.open_at and self.channel.state is ChannelState.NOT_OPEN:
+                self._do({"op": "open", "channel": 0})
+            if self.rules_run == self.disable_at and (
+                self.channel.state is not ChannelState.DISABLED
+            ):
+                if "completion-before-disable" in self.did:
+                    self.did.add("completion-then-disable")
+                self.did.add("disable")
+                self._do({"op": "disable", "channel": 0})
+
         def _exact_fit(
-            self, mdl: MdlChain | None, offset: int, length: int, flags: int,
-            data: st.DataObject,
+            self, mdl: MdlChain | None, offset: int, length: int, flags: int, slack: int
         ) -> int:
-            """A BufferLength that makes packet + trailer land on the ring's free space:
-            exactly full (must queue or be rejected), or one 8-byte unit short (fits)."""
+            """A BufferLength that makes packet + trailer land on the ring's free space less
+            ``slack``: exactly full (must queue or be rejected), or a unit short (fits)."""
             verdict = evaluate_send(
                 SendCall(None, 0, mdl, offset, length, flags),
                 SendContext.fresh(self.channel.data_size),
@@ -226,60 +308,73 @@ def build_machine(
             )
             header = verdict.accepted.data_offset if verdict.accepted else 56
             room: int = self.channel.free
-            slack = _pick(data, (0, 8, -8, 1), "slack")
             return max(0, min(UINT32_MAX, room - RING_TRAILER_SIZE - header - slack))
 
-        # -- rules ---------------------------------------------------------------------------
+        def _packet_to_send(self, violate: bool) -> int | None:
+            """A packet that may be sent (a busy one for a READ-A10 violation), allocating
+            one when every packet is busy and the example holds fewer than MAX_PACKETS."""
+            packets = self.driver.packets
+            if violate:
+                busy = [p.index for p in packets if not self.driver.sendable(p)]
+                if busy:
+                    return busy[0]
+            for packet in packets:
+                if self.driver.sendable(packet):
+                    return packet.index
+            if len(packets) < MAX_PACKETS:
+                self._do({"op": "allocate", "channel": 0})
+                return len(packets) - 1
+            return self._wait_for_completion()
+
+        def _wait_for_completion(self) -> int | None:
+            """Every packet is busy: as a driver waits for one to come back, the host takes
+            the oldest packet in the ring (if none is taken) and completes it."""
+            channel = self.channel
+            if not channel.taken and channel.ring:
+                self._do({"op": "host_take", "channel": 0})
+            if not channel.taken:
+                return None
+            packet = min(channel.taken.values())
+            self._complete(packet, int(NtStatus.STATUS_SUCCESS), b"")
+            return packet if self.driver.sendable(self.driver.packets[packet]) else None
+
+        def _complete(self, packet: int, status: int, payload: bytes) -> None:
+            self._do({
+                "op": "host_complete",
+                "packet": packet,
+                "status": status,
+                "data": payload.hex(),
+            })
+            if self.channel.state is not ChannelState.DISABLED:
+                self.did.add("completion-before-disable")
+
+        # -- initialisation ------------------------------------------------------------------
 
         @initialize(
             features=st.frozensets(st.sampled_from(FEATURES)),
             ring=st.sampled_from(RING_SIZES),
+            phases=WORK,
         )
-        def create(self, features: frozenset[str], ring: int) -> None:
+        def create(self, features: frozenset[str], ring: int, phases: int) -> None:
             self.features = features
+            choices = Choices(phases)
+            if "late-open" in features:
+                self.open_at = 2 + choices.below(max(1, last_rule // 3))
+            if "disable" in features:
+                # The last part of the example: packets were sent and completed before, and
+                # the tail checks what a disabled channel does with sends and completions.
+                start = last_rule // 2
+                self.disable_at = start + choices.below(max(1, last_rule - start - 1))
             self._do({"op": "create_channel", "ring_data_size": ring})
             self._do({"op": "allocate", "channel": 0})
             if "late-open" not in features:
                 self._do({"op": "open", "channel": 0})
 
-        @rule(target=mdls, chain=mdl_chains())
-        def make_mdl(self, chain: MdlChain) -> MdlChain:
-            if not self._has("chains") and len(chain.segments) > 1:
-                chain = MdlChain(chain.segments[:1])
-            return chain
-
-        @precondition(lambda self: len(self.driver.packets) < MAX_PACKETS)
-        @rule()
-        def allocate(self) -> None:
-            self._do({"op": "allocate", "channel": 0})
-
-        @precondition(lambda self: self.channel.state is ChannelState.NOT_OPEN)
-        @rule()
-        def open(self) -> None:
-            self._do({"op": "open", "channel": 0})
-
-        @precondition(
-            lambda self: self._has("disable") and self.channel.state is not ChannelState.DISABLED
-        )
-        @rule()
-        def disable(self) -> None:
-            self._do({"op": "disable", "channel": 0})
-
-        @rule(chain=mdls, data=st.data())
-        def send(self, chain: MdlChain, data: st.DataObject) -> None:
-            self._send(chain, data)
-
-        @rule(chain=mdls, data=st.data(), takes=st.integers(0, 2))
-        def send_then_take(self, chain: MdlChain, data: st.DataObject, takes: int) -> None:
-            # A send and the host's next takes in one rule: a second way to reach the call
-            # (doubling its weight) that costs Hypothesis one rule choice for several steps.
-            self._send(chain, data)
-            for _ in range(takes):
-                self._do({"op": "host_take", "channel": 0})
+        # -- the caller's work ---------------------------------------------------------------
 
         def _deviations(self) -> tuple[str, ...]:
-            """What may go wrong in one call of this case: one draw picks at most one, and
-            "none" (index 0, where shrinking goes) about half the time."""
+            """What may go wrong in one call of this example: "none" (where shrinking goes)
+            about half the time, else one of the deviations its features allow."""
             enabled = ["fill-ring", "null-buffer", "big-buffer"]
             enabled += [f for f in ("null-mdl", "no-wait", "unknown-flags", "wrap32")
                         if f in self.features]
@@ -292,41 +387,58 @@ def build_machine(
             paged = int(SendFlags.PAGED_BUFFER) if self._has("paged") else 0
             return tuple(sorted({0, force, paged, force | paged}))
 
-        def _send(self, chain: MdlChain, data: st.DataObject) -> None:
-            deviations = self._deviations()
-            deviation = deviations[data.draw(_PICKS, label="deviation") % len(deviations)]
-            sendable = [p.index for p in self.driver.packets
-                        if deviation == "violate" or self.driver.sendable(p)]
-            if not sendable:
+        def _send(self, choices: Choices, size: str = "") -> None:
+            """One send. ``size`` fixes the in-line buffer's size (ring pressure): "fill"
+            (packet + trailer exactly the ring's free space, or a unit short), "half" (half
+            the free space), "quarter" (a quarter of the ring); "" draws a deviation."""
+            deviation = "none" if size else choices.pick(self._deviations())
+            packet = self._packet_to_send(deviation == "violate")
+            if packet is None:
                 return
-            packet = _pick(data, sendable, "packet")
+            chain = read_chain(choices, self._has("chains"))
             mdl: MdlChain | None = None if deviation == "null-mdl" else chain
-            raw_flags = _pick(data, self._flag_choices(), "FORCE_MDL_LENGTH / PAGED_BUFFER")
+            raw_flags = int(choices.pick(self._flag_choices()))
             if deviation != "no-wait":
                 raw_flags |= SendFlags.WAIT_FOR_COMPLETION
             if deviation == "unknown-flags":
-                raw_flags |= _pick(data, (0x8, 0x10, 0x18, 0x8000_0000), "unknown bits")
+                raw_flags |= choices.pick((0x8, 0x10, 0x18, 0x8000_0000))
             if mdl is None:
-                offset = _pick(data, (0, 0, 1), "offset")
-                length = _pick(data, (0, 0, 0x1000), "length")
+                offset = int(choices.pick((0, 0, 1)))
+                length = int(choices.pick((0, 0, 0x1000)))
             elif deviation == "wrap32":
                 # Reference §6: MdlOffset + MdlLength past 2**32, wrapping to a small sum that
                 # a 32-bit check would find inside the MDL.
-                offset = _pick(data, _WRAP_OFFSETS, "offset near 2**32")
-                wrapped = _below(data, mdl.byte_count, "wrapped end")
+                offset = int(choices.pick(_WRAP_OFFSETS))
+                wrapped = choices.upto(mdl.byte_count)
                 length = (2**32 - offset + wrapped) & UINT32_MAX
+            elif size:
+                # Ring pressure wants accepted sends: offsets and lengths that fit.
+                offset = choices.upto(mdl.byte_count)
+                length = choices.upto(max(0, mdl.byte_count - offset))
+                if offset + length == 0 and mdl.byte_count == 0:
+                    mdl, offset, length = None, 0, 0
             else:
-                offset = draw_offset(data, mdl)
+                offset = read_offset(choices, mdl)
                 forced = bool(raw_flags & SendFlags.FORCE_MDL_LENGTH)
-                length = draw_length(data, mdl, offset, forced)
+                length = read_length(choices, mdl, offset, forced)
             ring = self.channel.data_size
-            if deviation == "fill-ring":
-                buffer_length = self._exact_fit(mdl, offset, length, raw_flags, data)
+            if size == "fill" or deviation == "fill-ring":
+                slack = int(choices.pick((0, 8, -8, 1)))
+                buffer_length = self._exact_fit(mdl, offset, length, raw_flags, slack)
+            elif size == "half":
+                buffer_length = max(0, self.channel.free // 2 - 128)
+            elif size == "quarter":
+                buffer_length = ring // 4 - choices.below(64) * 8
             elif deviation == "big-buffer":  # READ-A13
-                buffer_length = _pick(data, (ring - 64, ring - 40, ring - 24, ring), "big buffer")
+                buffer_length = int(choices.pick((ring - 64, ring - 40, ring - 24, ring)))
             else:
-                buffer_length = int(data.draw(_SMALL_LENGTHS, label="buffer length"))
-            fill = int(data.draw(_BYTES, label="fill"))
+                buffer_length = int(choices.pick(_SMALL_LENGTHS))
+                if buffer_length < 0:
+                    buffer_length = choices.upto(256)
+            fill = choices.below(256)
+            was_open = self.channel.state is ChannelState.OPEN
+            queue_before = len(self.channel.queue)
+            accepted_before = self.driver.evidence.outcomes["accepted"]
             self._do({
                 "op": "send",
                 "packet": packet,
@@ -338,49 +450,96 @@ def build_machine(
                 "mdl_length": length,
                 "flags": raw_flags,
             })
+            self.sends += 1
+            if self.driver.evidence.outcomes["accepted"] > accepted_before:
+                self.accepted_sends += 1
+                self.did.add("accepted-send")
+                if was_open and len(self.channel.queue) > queue_before:
+                    self.did.add("queued-behind-full-ring")
+                    expected = self.driver.packets[packet].expected
+                    if queue_before and expected is not None and (
+                        expected.total + RING_TRAILER_SIZE < self.channel.free
+                    ):
+                        # It would fit now: only FIFO order keeps it behind the older ones.
+                        self.did.add("fifo-order-tested")
 
-        @precondition(lambda self: self._has("mutate"))
-        @rule(data=st.data())
-        def mutate_buffer(self, data: st.DataObject) -> None:
-            queued = [p.index for p in self.driver.packets if p.state is PacketState.QUEUED]
-            if queued:
-                packet = _pick(data, queued, "packet")
-                self._do({"op": "mutate_buffer", "packet": packet})
-
-        # The host's rules act on up to three packets at once: fewer rule selections per
-        # driver step (Hypothesis spends most of a run choosing rules), and a count shrinks
-        # toward 1 like any other draw.
-
-        @rule(count=st.integers(1, 3))
-        def host_take(self, count: int) -> None:
+        def _takes(self, count: int) -> None:
             for _ in range(count):
                 self._do({"op": "host_take", "channel": 0})
 
-        @precondition(lambda self: bool(self.channel.taken))
-        @rule(data=st.data(), count=st.integers(1, 3))
-        def host_complete(self, data: st.DataObject, count: int) -> None:
-            for _ in range(count):
+        @rule(work=WORK)
+        def send(self, work: int) -> None:
+            self._phase()
+            choices = Choices(work)
+            self._send(choices)
+            self._takes(choices.pick(_TAKES))
+
+        @rule(work=WORK)
+        def pressure(self, work: int) -> None:
+            # Mixed sizes aimed at the free space: the ring fills, packets queue, and later
+            # (smaller) sends arrive while older ones wait, so FIFO order is tested.
+            self._phase()
+            choices = Choices(work)
+            plan = choices.pick((("fill", "quarter"), ("half", "half", "quarter"),
+                                 ("quarter", "fill", "quarter"), ("fill", "")))
+            for size in plan:
+                self._send(choices, size or "quarter")
+            self._takes(choices.pick(_TAKES))
+
+        @rule(work=WORK)
+        def host(self, work: int) -> None:
+            # The host takes up to three packets and completes up to three, in any order.
+            self._phase()
+            choices = Choices(work)
+            self._takes(choices.pick((1, 1, 2, 3, 0)))
+            for _ in range(choices.pick((1, 1, 2, 3, 0))):
                 taken = sorted(self.channel.taken.values())
                 if not taken:
-                    return
-                packet = _pick(data, taken, "packet")
-                status = _pick(data, HOST_STATUSES, "status")
-                payload = data.draw(_COMPLETION_BYTES, label="completion bytes")
-                self._do({
-                    "op": "host_complete",
-                    "packet": packet,
-                    "status": int(status),
-                    "data": payload.hex(),
-                })
+                    break
+                packet = taken[0] if choices.chance(1, 3) else choices.pick(taken)
+                status = choices.pick(HOST_STATUSES)
+                count = choices.pick((0, 0, 1, 8, 16))
+                start = choices.below(256)
+                payload = bytes((start + i) & 0xFF for i in range(count))
+                self._complete(packet, int(status), payload)
+            # Then, most often, a send: a completed packet is reused (KMCL-REUSE), and a new
+            # packet may go behind the older ones still in the ring.
+            if not choices.chance(1, 3):
+                self._send(choices)
 
-        @rule(data=st.data())
-        def free(self, data: st.DataObject) -> None:
-            free_able = [p.index for p in self.driver.packets
-                         if p.state in (PacketState.IDLE, PacketState.COMPLETED)]
-            if not free_able or not data.draw(_ONE_IN_THREE, label="free"):
+        @rule(work=WORK)
+        def caller(self, work: int) -> None:
+            # VmbPacketFree, VmbPacketAllocate, a change to a queued packet's buffer, and on
+            # robust targets a free of a busy packet (READ-A10).
+            # Then, most often, a send, so that the call stays the centre of every example.
+            self._phase()
+            choices = Choices(work)
+            self._caller_action(choices)
+            if not choices.chance(1, 3):
+                self._send(choices)
+
+        def _caller_action(self, choices: Choices) -> None:
+            packets = self.driver.packets
+            what = choices.pick(("free", "allocate", "mutate", "busy-free"))
+            if what == "busy-free" and self.robust and self._has("contract"):
+                busy = [p.index for p in packets
+                        if p.state in (PacketState.QUEUED, PacketState.IN_RING)]
+                if busy:
+                    self._do({"op": "free", "packet": choices.pick(busy)})
+                    self.did.add("busy-free")
+                    return
+            if what == "mutate" and self._has("mutate"):
+                queued = [p.index for p in packets if p.state is PacketState.QUEUED]
+                if queued:
+                    self._do({"op": "mutate_buffer", "packet": choices.pick(queued)})
+                    return
+            if what == "allocate" and len(packets) < MAX_PACKETS:
+                self._do({"op": "allocate", "channel": 0})
                 return
-            packet = _pick(data, free_able, "packet")
-            self._do({"op": "free", "packet": packet})
+            free_able = [p.index for p in packets
+                         if p.state in (PacketState.IDLE, PacketState.COMPLETED)]
+            if free_able:
+                self._do({"op": "free", "packet": choices.pick(free_able)})
 
         def teardown(self) -> None:
             state.last_log = list(self.driver.log)
@@ -391,6 +550,9 @@ def build_machine(
             else:
                 state.examples += 1
                 state.digest.update(json.dumps(self.driver.log, sort_keys=True).encode())
+                state.depth.update(self.did)
+                state.depth["sends"] += self.sends
+                state.depth["accepted-sends"] += self.accepted_sends
                 if state.on_example is not None:
                     state.on_example(state.examples, self.driver.evidence.total_steps)
             state.shrinking = state.shrinking or state.failed_now

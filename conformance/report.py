@@ -86,6 +86,7 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
         "seed": report.seed,
         "reproducible": report.reproducible,
         "steps_digest": report.steps_digest,
+        "generation": report.generation,
         "versions": versions(),
         "verdict": report.verdict,
         "passed": report.passed,

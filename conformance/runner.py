@@ -123,6 +123,8 @@ class ConformanceReport:
     reproducible: bool = True
     #: SHA-256 over the steps of every generated example (see RunState.digest).
     steps_digest: str = ""
+    #: How deep the generated examples went (RunState.depth_report).
+    generation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -295,7 +297,7 @@ def _run_stateful(
 ) -> None:
     """The stateful run (see :func:`_run_batches`); the first failure, shrunk by Hypothesis
     and then by :func:`_minimise`, goes into ``report``."""
-    state = RunState(report.evidence)
+    state = RunState(report.evidence, steps_per_example)
     if progress is not None:
         state.on_example = lambda n, _steps: progress("stateful", n, examples)
     machine = build_machine(lambda: _make_target(factory), profile, state)
@@ -321,6 +323,7 @@ def _run_stateful(
         report.examples = state.examples
         report.shrink_runs = state.shrink_runs
         report.steps_digest = state.digest.hexdigest()
+        report.generation = state.depth_report()
 
 
 def _minimise(
