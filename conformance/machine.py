@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,9 @@ class RunState:
     #: example from now on is Hypothesis shrinking it.
     failed_now: bool = False
     shrinking: bool = False
+    #: ``time.perf_counter()`` when the first failure was seen (0.0: none yet): shrinking,
+    #: Hypothesis's and then the step-deletion pass, is timed from there.
+    failed_at: float = 0.0
     on_example: Callable[[int, int], None] | None = None
     #: A digest of every generated example's steps, in order: two runs that generated the
     #: same sequences have the same digest.
@@ -274,6 +278,8 @@ def build_machine(
                 self.driver.execute(step)
             except BaseException:
                 state.failed_now = True
+                if not state.failed_at:
+                    state.failed_at = time.perf_counter()
                 raise
 
         @property

@@ -87,6 +87,7 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
         "reproducible": report.reproducible,
         "steps_digest": report.steps_digest,
         "generation": report.generation,
+        "shrink_seconds": report.shrink_seconds,
         "versions": versions(),
         "verdict": report.verdict,
         "passed": report.passed,

@@ -123,6 +123,8 @@ class ConformanceReport:
     reproducible: bool = True
     #: SHA-256 over the steps of every generated example (see RunState.digest).
     steps_digest: str = ""
+    #: Seconds from the stateful run's first failure to its minimal step list.
+    shrink_seconds: float = 0.0
     #: How deep the generated examples went (RunState.depth_report).
     generation: dict[str, Any] = field(default_factory=dict)
 
@@ -319,6 +321,8 @@ def _run_stateful(
         else:
             steps = _minimise(list(state.last_log), (kind, requirements), factory, profile)
             report.failures.append(Failure("stateful", requirements, message, steps, kind))
+            if state.failed_at:
+                report.shrink_seconds = round(time.perf_counter() - state.failed_at, 3)
     finally:
         report.examples = state.examples
         report.shrink_runs = state.shrink_runs
