@@ -81,8 +81,11 @@ HOST_STATUSES = (
     int(NtStatus.STATUS_BUFFER_OVERFLOW),
     int(NtStatus.STATUS_PENDING),
 )
-#: Every rule's work is one draw of this many bits (read by :class:`Choices`).
-WORK = st.integers(0, 2**256 - 1)
+#: Every rule's work is one draw: 64 random bytes, read as one integer by :class:`Choices`.
+#: Bytes, not ``st.integers``: Hypothesis draws most wide integers from a few small sizes
+#: (16 or 32 bits), which would leave every later digit 0; its bytes are uniform, and shrink
+#: toward zero bytes, that is toward the plainest work.
+WORK = st.binary(min_size=64, max_size=64)
 
 #: What a generated example did, counted per example for the generation report
 #: (:meth:`RunState.depth_report`).
@@ -153,8 +156,8 @@ class Choices:
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: int) -> None:
-        self._value = value
+    def __init__(self, work: bytes | int) -> None:
+        self._value = int.from_bytes(work, "little") if isinstance(work, bytes) else work
 
     def below(self, limit: int) -> int:
         """A value in ``0 .. limit - 1`` (``limit`` >= 1)."""
@@ -179,6 +182,8 @@ _CHAIN_LENGTHS = (1, 1, 1, 2, 3)
 _WRAP_OFFSETS = (0xFFFF_FFFF, 0xFFFF_F000, 0x8000_0000, 2**32 - 0x1000)
 _SMALL_LENGTHS = (0, 8, 1, 7, 0x40, -1)  # -1: any up to 256
 _TAKES = (0, 1, 1, 2)
+#: In-line buffer sizes of a send without a deviation (see ``_send``).
+_SIZES = ("small", "small", "small", "small", "quarter", "half", "over", "fill")
 
 
 def read_chain(choices: Choices, chains: bool) -> MdlChain:
@@ -361,7 +366,7 @@ def build_machine(
             ring=st.sampled_from(RING_SIZES),
             phases=WORK,
         )
-        def create(self, features: frozenset[str], ring: int, phases: int) -> None:
+        def create(self, features: frozenset[str], ring: int, phases: bytes) -> None:
             self.features = features
             choices = Choices(phases)
             if "late-open" in features:
@@ -395,9 +400,15 @@ def build_machine(
 
         def _send(self, choices: Choices, size: str = "") -> None:
             """One send. ``size`` fixes the in-line buffer's size (ring pressure): "fill"
-            (packet + trailer exactly the ring's free space, or a unit short), "half" (half
-            the free space), "quarter" (a quarter of the ring); "" draws a deviation."""
-            deviation = "none" if size else choices.pick(self._deviations())
+            (packet + trailer exactly the ring's free space, or a unit short), "over" (a few
+            units more than the free space: it must queue), "half" (half the free space),
+            "quarter" (a quarter of the ring), "small" (up to 256 bytes); "" draws one of the
+            example's deviations, and without one a size (mostly small: ring pressure comes
+            from every send rule, not only from ``pressure``)."""
+            pressure = bool(size)
+            deviation = "none" if pressure else choices.pick(self._deviations())
+            if deviation == "none" and not pressure:
+                size = choices.pick(_SIZES)
             packet = self._packet_to_send(deviation == "violate")
             if packet is None:
                 return
@@ -405,7 +416,7 @@ def build_machine(
             mdl: MdlChain | None = None if deviation == "null-mdl" else chain
             raw_flags = int(choices.pick(self._flag_choices()))
             if deviation != "no-wait":
-                raw_flags |= SendFlags.WAIT_FOR_COMPLETION
+                raw_flags |= int(SendFlags.WAIT_FOR_COMPLETION)
             if deviation == "unknown-flags":
                 raw_flags |= choices.pick((0x8, 0x10, 0x18, 0x8000_0000))
             if mdl is None:
@@ -417,22 +428,29 @@ def build_machine(
                 offset = int(choices.pick(_WRAP_OFFSETS))
                 wrapped = choices.upto(mdl.byte_count)
                 length = (2**32 - offset + wrapped) & UINT32_MAX
-            elif size:
-                # Ring pressure wants accepted sends: offsets and lengths that fit.
-                offset = choices.upto(mdl.byte_count)
-                length = choices.upto(max(0, mdl.byte_count - offset))
-                if offset + length == 0 and mdl.byte_count == 0:
+            elif pressure:
+                # Ring pressure wants accepted sends: a sub-buffer inside the chain.
+                if mdl.byte_count == 0:
                     mdl, offset, length = None, 0, 0
+                else:
+                    offset = choices.below(mdl.byte_count)
+                    length = 1 + choices.below(mdl.byte_count - offset)
             else:
                 offset = read_offset(choices, mdl)
                 forced = bool(raw_flags & SendFlags.FORCE_MDL_LENGTH)
                 length = read_length(choices, mdl, offset, forced)
             ring = self.channel.data_size
+            free = self.channel.free
+            if size == "over" and free >= ring:
+                size = "half"  # an empty ring: nothing can queue behind it by size alone
             if size == "fill" or deviation == "fill-ring":
                 slack = int(choices.pick((0, 8, -8, 1)))
                 buffer_length = self._exact_fit(mdl, offset, length, raw_flags, slack)
+            elif size == "over":
+                slack = -8 * (1 + choices.below(4))
+                buffer_length = self._exact_fit(mdl, offset, length, raw_flags, slack)
             elif size == "half":
-                buffer_length = max(0, self.channel.free // 2 - 128)
+                buffer_length = max(0, free // 2 - 128)
             elif size == "quarter":
                 buffer_length = ring // 4 - choices.below(64) * 8
             elif deviation == "big-buffer":  # READ-A13
@@ -474,26 +492,38 @@ def build_machine(
                 self._do({"op": "host_take", "channel": 0})
 
         @rule(work=WORK)
-        def send(self, work: int) -> None:
+        def send(self, work: bytes) -> None:
+            # One send, or now and then (Hypothesis may not pick ``pressure`` in an example)
+            # a burst of ring pressure; then the host takes 0 to 2 packets.
             self._phase()
             choices = Choices(work)
-            self._send(choices)
+            if choices.chance(1, 5):
+                self._pressure(choices)
+            else:
+                self._send(choices)
             self._takes(choices.pick(_TAKES))
 
         @rule(work=WORK)
-        def pressure(self, work: int) -> None:
-            # Mixed sizes aimed at the free space: the ring fills, packets queue, and later
-            # (smaller) sends arrive while older ones wait, so FIFO order is tested.
+        def pressure(self, work: bytes) -> None:
             self._phase()
             choices = Choices(work)
-            plan = choices.pick((("fill", "quarter"), ("half", "half", "quarter"),
-                                 ("quarter", "fill", "quarter"), ("fill", "")))
-            for size in plan:
-                self._send(choices, size or "quarter")
+            self._pressure(choices)
             self._takes(choices.pick(_TAKES))
 
+        def _pressure(self, choices: Choices) -> None:
+            """Mixed sizes aimed at the free space: the ring is filled past half, then a send
+            that cannot fit (or fits exactly) queues, then small sends that would fit go
+            behind it, so FIFO order between queued and new packets is tested."""
+            for _ in range(2):
+                if self.channel.free <= self.channel.data_size // 2:
+                    break
+                self._send(choices, choices.pick(("half", "quarter")))
+            self._send(choices, choices.pick(("over", "over", "fill")))
+            for _ in range(1 + choices.below(2)):
+                self._send(choices, "small")
+
         @rule(work=WORK)
-        def host(self, work: int) -> None:
+        def host(self, work: bytes) -> None:
             # The host takes up to three packets and completes up to three, in any order.
             self._phase()
             choices = Choices(work)
@@ -514,7 +544,7 @@ def build_machine(
                 self._send(choices)
 
         @rule(work=WORK)
-        def caller(self, work: int) -> None:
+        def caller(self, work: bytes) -> None:
             # VmbPacketFree, VmbPacketAllocate, a change to a queued packet's buffer, and on
             # robust targets a free of a busy packet (READ-A10).
             # Then, most often, a send, so that the call stays the centre of every example.
