@@ -762,11 +762,22 @@ def _conditions_met(accepted: Accepted | None) -> tuple[str, ...]:
     is not in question."""
     if accepted is None:
         return ()
-    return tuple(
+    met = [
         rid for rid in accepted.requirements
         if CATALOG.requirements[rid].kind in ("MUST", "reading")
         and rid not in ("READ-A8", "SEED-SEND", "SEED-RETURN")
-    )
+    ]
+    # Most specific first: the bounds and readings a refusal most likely got wrong, then the
+    # rules every accepted call meets (a buffer, a WAIT flag, an MDL).
+    return tuple(sorted(met, key=lambda rid: _BLAME_ORDER.get(rid, len(_BLAME_ORDER))))
+
+
+_BLAME_ORDER = {rid: rank for rank, rid in enumerate((
+    "SEED-FORCE-BOUND", "READ-A3", "SEED-FORCE-FIRST", "SEED-FORCE-LENGTH",
+    "SEED-OFFSET-LENGTH", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "SEED-MDLLENGTH-ZERO",
+    "READ-A1", "READ-A2", "READ-A5", "READ-A9", "READ-A13", "READ-A14", "READ-A6", "READ-A7",
+    "READ-A4", "SEED-PAGED", "READ-A11",
+))}
 
 
 def _error_like(status: int) -> bool:
