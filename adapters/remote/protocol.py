@@ -39,6 +39,8 @@ PROTOCOL_VERSION = 1
 
 U32_MAX = 0xFFFF_FFFF
 U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
+#: An MDL's ByteOffset is the offset of its first byte inside its first page: below this.
+PAGE_SIZE = 4096
 
 # -- JSON-RPC 2.0 error codes (the specification's reserved ones, then ours) --------------------
 PARSE_ERROR = -32700
@@ -144,19 +146,37 @@ def _check_hex(name: str, value: Any) -> bytes:
         raise ValueError(f"{name} is not valid hex: {value[:40]!r}") from None
 
 
+def span_pages(byte_offset: int, byte_count: int) -> int:
+    """wdm.h ADDRESS_AND_SIZE_TO_SPAN_PAGES: the pages, hence the PFNs, of an MDL whose first
+    byte is at ``byte_offset`` (below :data:`PAGE_SIZE`) of its first page. Unbounded ints."""
+    return (byte_offset + byte_count + PAGE_SIZE - 1) // PAGE_SIZE
+
+
 def decode_mdl(name: str, value: Any) -> tuple[tuple[int, int, tuple[int, ...]], ...]:
-    """``[[byte_offset, byte_count, [pfn, ...]], ...]`` -> the target interface's tuples."""
+    """``[[byte_offset, byte_count, [pfn, ...]], ...]`` -> the target interface's tuples.
+
+    Only a chain a Windows MDL can describe (``docs/remote-protocol.md``, "The send's
+    parameters"): at least one MDL (``null`` is the NULL pointer), each with a ByteOffset below
+    4096 and exactly ADDRESS_AND_SIZE_TO_SPAN_PAGES(ByteOffset, ByteCount) PFNs. Anything else
+    is no call a driver can be given, so it is the sender's mistake: ValueError."""
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{name} must be a non-empty array of [byte_offset, byte_count, pfns]")
+        raise ValueError(f"{name} must be null or a non-empty array of "
+                         "[byte_offset, byte_count, [pfn, ...]]")
     chain = []
     for index, segment in enumerate(value):
+        where = f"{name}[{index}]"
         if not isinstance(segment, list) or len(segment) != 3 or not isinstance(
             segment[2], list
         ):
-            raise ValueError(f"{name}[{index}] must be [byte_offset, byte_count, [pfn, ...]]")
-        byte_offset = _check_int(f"{name}[{index}].byte_offset", segment[0], U32_MAX)
-        byte_count = _check_int(f"{name}[{index}].byte_count", segment[1], U32_MAX)
-        pfns = tuple(_check_int(f"{name}[{index}].pfn", p, U64_MAX) for p in segment[2])
+            raise ValueError(f"{where} must be [byte_offset, byte_count, [pfn, ...]]")
+        byte_offset = _check_int(f"{where}.byte_offset", segment[0], PAGE_SIZE - 1)
+        byte_count = _check_int(f"{where}.byte_count", segment[1], U32_MAX)
+        expected = span_pages(byte_offset, byte_count)
+        if len(segment[2]) != expected:
+            raise ValueError(f"{where} has {len(segment[2])} PFNs; an MDL with byte_offset "
+                             f"{byte_offset:#x} and byte_count {byte_count:#x} has exactly "
+                             f"{expected}")
+        pfns = tuple(_check_int(f"{where}.pfn", p, U64_MAX) for p in segment[2])
         chain.append((byte_offset, byte_count, pfns))
     return tuple(chain)
 
@@ -217,20 +237,37 @@ def encode_value(kind: str, value: Any) -> Any:
     return int(value)
 
 
-def check_params(method: str, params: Any) -> dict[str, Any]:
-    """The decoded params of a target method; ValueError naming what is wrong."""
-    spec, _ = METHODS[method]
+def named_params(method: str, params: Any, allowed: Any, required: Any = ()) -> dict[str, Any]:
+    """``params`` as an object of names from ``allowed`` holding every name of ``required``;
+    absent or ``null`` params are ``{}``. ValueError naming what is wrong."""
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise ValueError(f"{method} takes named params (an object)")
-    unknown = sorted(set(params) - set(spec))
+        raise ValueError(f"{method} takes named params (an object), not "
+                         f"{type(params).__name__}")
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(f"{method} has no parameter(s) {', '.join(unknown)}")
-    missing = [name for name in spec if name not in params]
+    missing = [name for name in required if name not in params]
     if missing:
         raise ValueError(f"{method} is missing parameter(s) {', '.join(missing)}")
-    return {name: decode_value(name, kind, params[name]) for name, kind in spec.items()}
+    return params
+
+
+def check_params(method: str, params: Any) -> dict[str, Any]:
+    """The decoded params of a target method; ValueError naming what is wrong.
+
+    Every parameter is required and none other is allowed. ``send_with_external_mdl``: a
+    ``buffer`` must hold at least ``buffer_length`` bytes (it may hold more; the driver is
+    told ``buffer_length``)."""
+    spec, _ = METHODS[method]
+    params = named_params(method, params, spec, spec)
+    decoded = {name: decode_value(name, kind, params[name]) for name, kind in spec.items()}
+    buffer = decoded.get("buffer")
+    if buffer is not None and len(buffer) < decoded["buffer_length"]:
+        raise ValueError(f"buffer holds {len(buffer)} bytes, fewer than buffer_length "
+                         f"{decoded['buffer_length']}")
+    return decoded
 
 
 def check_result(method: str, result: Any) -> Any:

@@ -49,6 +49,7 @@ import socketserver
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -124,6 +125,90 @@ class _RpcError(Exception):
         self.data = data
 
 
+class IssuedHandles:
+    """What the session's current target issued, and what the agent knows of each handle.
+
+    The agent keeps this so that it can tell the client's mistakes from the driver's business
+    (``docs/remote-protocol.md``, "Handles"): a handle the target never issued, or a packet
+    handle passed as a channel, is invalid params (-32602) and never reaches the driver; a
+    packet handle that was issued and then freed is still a handle, and what a call on it does
+    is the driver's answer. It also knows which transactions the host took and has not yet
+    completed, so that a ``host_complete`` for any other transaction changes nothing.
+    Everything is forgotten when the target is (``reset``, ``initialize``), so a new target may
+    issue the same values again.
+    """
+
+    NOT_OPEN, OPEN, DISABLED = "not open", "open", "disabled"
+
+    def __init__(self) -> None:
+        #: channel handle -> NOT_OPEN, OPEN or DISABLED.
+        self.channels: dict[int, str] = {}
+        #: packet handle -> whether it was freed since it was last allocated.
+        self.packets: dict[int, bool] = {}
+        #: channel handle -> transaction ids the host took and has not completed (a count
+        #: each: a broken driver may give two outstanding transactions one id).
+        self.awaiting: dict[int, Counter[int]] = {}
+
+    def channel(self, handle: int) -> str:
+        """The state of channel ``handle``; ValueError if the target never issued it."""
+        state = self.channels.get(handle)
+        if state is None:
+            kind = " (a packet handle)" if handle in self.packets else ""
+            raise ValueError(f"channel {handle}{kind} is no channel this target issued "
+                             "(create_channel)")
+        return state
+
+    def packet(self, handle: int) -> None:
+        """ValueError if the target never issued packet ``handle``."""
+        if handle not in self.packets:
+            kind = " (a channel handle)" if handle in self.channels else ""
+            raise ValueError(f"packet {handle}{kind} is no packet this target issued "
+                             "(allocate_packet)")
+
+    def check(self, method: str, arguments: dict[str, Any]) -> None:
+        """ValueError unless the handles of a call are ones the target issued, and the call
+        is one the caller may make (a disabled channel is never opened again)."""
+        if "packet" in arguments:
+            self.packet(arguments["packet"])
+        if "channel" in arguments:
+            state = self.channel(arguments["channel"])
+            if method == "open_channel" and state == self.DISABLED:
+                raise ValueError(f"channel {arguments['channel']} is disabled; a disabled "
+                                 "channel is never opened again")
+
+    def is_awaiting(self, channel: int, transaction_id: int) -> bool:
+        return self.awaiting.get(channel, Counter())[transaction_id] > 0
+
+    def note(self, method: str, arguments: dict[str, Any], result: Any) -> None:
+        """What a call that returned ``result`` changed."""
+        channel: int = arguments.get("channel", 0)
+        if method == "create_channel":
+            self.channels[int(result)] = self.NOT_OPEN
+            self.awaiting[int(result)] = Counter()
+        elif method == "open_channel":
+            self.channels[channel] = self.OPEN
+        elif method == "disable_channel":
+            self.channels[channel] = self.DISABLED
+            self.awaiting[channel] = Counter()  # every transaction was cancelled
+        elif method == "allocate_packet" and result is not None:
+            self.packets[int(result)] = False
+        elif method == "free_packet":
+            self.packets[arguments["packet"]] = True
+        elif method == "host_take_packet" and result is not None and len(result) >= 16:
+            # A VMBus packet header: type, offset8, length8, flags (u16 each), then the u64
+            # transaction id.
+            self.awaiting[channel][int.from_bytes(bytes(result[8:16]), "little")] += 1
+        elif method == "host_complete":
+            self.awaiting[channel][arguments["transaction_id"]] -= 1
+            self.awaiting[channel] += Counter()  # drops the ids at zero
+
+
+#: Capabilities a backend may have that a target behind this protocol never has: the buffer
+#: of a send is the agent's copy, made at the call, so no later change of the caller's buffer
+#: can reach the driver (``docs/remote-protocol.md``, "Capabilities").
+NOT_OVER_THE_WIRE = frozenset({"reads-buffer-late"})
+
+
 class Session:
     """One client's conversation with the agent: a backend target at a time."""
 
@@ -135,6 +220,10 @@ class Session:
         self.pending: list[tuple[int, int, bytes]] = []
         self.closing = False
         self.initialized = False
+        self.handles = IssuedHandles()
+        self.capabilities: frozenset[str] = frozenset()
+        #: "crash" or "hang" once the target faulted: its state is lost until a new target.
+        self.lost: str | None = None
 
     # -- the target's life --------------------------------------------------------------
 
@@ -146,8 +235,12 @@ class Session:
             raise _RpcError(protocol.TARGET_ERROR,
                             f"the backend could not make a target: {error}") from error
         self.pending = []
+        self.handles = IssuedHandles()
+        self.lost = None
         name = str(getattr(self.target, "name", "target"))
-        capabilities = sorted(str(c) for c in getattr(self.target, "capabilities", ()))
+        self.capabilities = frozenset(
+            str(c) for c in getattr(self.target, "capabilities", ())) - NOT_OVER_THE_WIRE
+        capabilities = sorted(self.capabilities)
         if self.recorder is not None:
             self.trace_session = self.recorder.new_session()
             self.recorder.event(self.trace_session, "start", target=name,
@@ -214,29 +307,54 @@ class Session:
     def dispatch(self, method: str, params: Any) -> Any:
         if method == "initialize":
             return self._initialize(params)
-        if method == "reset":
+        if method in ("reset", "shutdown"):
+            _invalid_params(protocol.named_params, method, params, ())
+            if method == "shutdown":
+                self.closing = True
+                self._close_target()
+                return None
             self._require_initialized()
             return self._new_target()
-        if method == "shutdown":
-            self.closing = True
-            self._close_target()
-            return None
         if method not in protocol.METHODS:
             raise _RpcError(protocol.METHOD_NOT_FOUND, f"no method {method!r}")
         self._require_initialized()
+        if method not in self.methods():
+            raise _RpcError(protocol.METHOD_NOT_FOUND,
+                            f"no method {method!r}: the target does not declare ring-bytes")
+        arguments = _invalid_params(protocol.check_params, method, params)
+        if self.lost is not None:
+            raise _RpcError(protocol.TARGET_FAULT,
+                            f"the target was lost after a {self.lost} in an earlier call; "
+                            "send reset (or initialize) for a fresh one", {"kind": self.lost})
+        _invalid_params(self.handles.check, method, arguments)
         try:
-            arguments = protocol.check_params(method, params)
-        except ValueError as error:
-            raise _RpcError(protocol.INVALID_PARAMS, str(error)) from error
-        return self._call_target(method, params, arguments)
+            return self._call_target(method, params, arguments)
+        except _RpcError as error:
+            if error.code == protocol.TARGET_FAULT:
+                self.lost = str((error.data or {}).get("kind", "crash"))
+            raise
+
+    def methods(self) -> list[str]:
+        """What ``initialize`` lists: every method this agent answers for the current target
+        (``ring_bytes`` only with the capability ring-bytes)."""
+        return [*protocol.SESSION_METHODS, *(
+            m for m in protocol.METHODS if m != "ring_bytes" or "ring-bytes" in self.capabilities
+        )]
 
     def _require_initialized(self) -> None:
         if not self.initialized or self.target is None:
             raise _RpcError(protocol.NOT_INITIALIZED, "call initialize first")
 
     def _initialize(self, params: Any) -> dict[str, Any]:
-        version = params.get("protocol") if isinstance(params, dict) else None
-        if type(version) is not int or version != protocol.PROTOCOL_VERSION:
+        params = _invalid_params(protocol.named_params, "initialize", params,
+                                 ("protocol", "client"), ("protocol",))
+        version = params["protocol"]
+        if type(version) is not int:
+            raise _RpcError(protocol.INVALID_PARAMS, f"protocol must be a JSON integer, not "
+                            f"{json.dumps(version)[:40]}")
+        if "client" in params and not isinstance(params["client"], str):
+            raise _RpcError(protocol.INVALID_PARAMS, "client must be a string")
+        if version != protocol.PROTOCOL_VERSION:
             raise _RpcError(protocol.UNSUPPORTED_VERSION,
                             f"protocol version {version!r:.40} is not supported",
                             {"supported": [protocol.PROTOCOL_VERSION]})
@@ -247,7 +365,7 @@ class Session:
             "agent": AGENT_NAME,
             **info,
             "max_message_bytes": MAX_MESSAGE_BYTES,
-            "methods": [*protocol.SESSION_METHODS, *protocol.METHODS],
+            "methods": self.methods(),
         }
 
     def _call_target(self, method: str, raw: Any, arguments: dict[str, Any]) -> Any:
@@ -258,6 +376,10 @@ class Session:
             calls += self.pending
             self.pending = []
             return protocol.encode_value("completions", calls)
+        if method == "host_complete" and not self.handles.is_awaiting(
+            arguments["channel"], arguments["transaction_id"]
+        ):
+            return None  # no transaction awaits it: nothing happens, as on the real host
         values = list(arguments.values())
         if method == "send_with_external_mdl" and values[1] is not None:
             values[1] = bytearray(values[1])  # the interface passes the caller's bytearray
@@ -268,6 +390,7 @@ class Session:
             self._record("error", method=method, params=raw,
                          error={"code": reply.code, "message": reply.message})
             raise reply from error
+        self.handles.note(method, arguments, result)
         _, kind = protocol.METHODS[method]
         encoded = protocol.encode_value(kind, result)
         if method == "host_take_packet":
@@ -305,6 +428,14 @@ class Session:
         if isinstance(error, (ValueError, TypeError)):
             return _RpcError(protocol.INVALID_PARAMS, text)
         return _RpcError(protocol.TARGET_ERROR, f"{type(error).__name__}: {text}")
+
+
+def _invalid_params(check: Callable[..., Any], *args: Any) -> Any:
+    """``check(*args)``, its ValueError answered as invalid params (-32602)."""
+    try:
+        return check(*args)
+    except ValueError as error:
+        raise _RpcError(protocol.INVALID_PARAMS, str(error)) from error
 
 
 def _request_id(message: Any) -> int | str | None:
@@ -425,6 +556,15 @@ class TcpAgent(socketserver.ThreadingTCPServer):
         self._count_lock = threading.Lock()
         self._active = 0
         super().__init__((host, port), _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """An accepted connection, with TCP_NODELAY set: each reply goes out in one send
+        (:func:`_reply`), and without Nagle's algorithm it leaves at once instead of waiting for
+        the ACK of the previous one (which the client may delay by 40-200 ms)."""
+        sock, address = super().get_request()
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock, address
 
     @property
     def active_connections(self) -> int:

@@ -118,10 +118,11 @@ def test_the_agent_answers_odd_but_readable_requests_without_dying(
     reply = _read(stdio_agent)
     assert reply["error"]["code"] == protocol.INVALID_REQUEST and "batch" in (
         reply["error"]["message"])
-    # protocol true is not protocol 1; an id of 300 characters is not echoed.
+    # protocol true is not protocol 1 (not an integer: invalid params); an id of 300
+    # characters is not echoed.
     stdio_agent.write_line(b'{"jsonrpc":"2.0","id":4,"method":"initialize",'
                            b'"params":{"protocol":true}}')
-    assert _read(stdio_agent)["error"]["code"] == protocol.UNSUPPORTED_VERSION
+    assert _read(stdio_agent)["error"]["code"] == protocol.INVALID_PARAMS
     stdio_agent.write_line(protocol.dumps({"jsonrpc": "2.0", "id": "i" * 300,
                                            "method": "reset"}))
     reply = _read(stdio_agent)
