@@ -257,12 +257,16 @@ def named_params(method: str, params: Any, allowed: Any, required: Any = ()) -> 
 def check_params(method: str, params: Any) -> dict[str, Any]:
     """The decoded params of a target method; ValueError naming what is wrong.
 
-    Every parameter is required and none other is allowed. ``send_with_external_mdl``: a
-    ``buffer`` must hold at least ``buffer_length`` bytes (it may hold more; the driver is
-    told ``buffer_length``)."""
+    Every parameter is required and none other is allowed. ``create_channel``: the ring's
+    data size is a positive multiple of 4096. ``send_with_external_mdl``: a ``buffer`` must
+    hold at least ``buffer_length`` bytes (it may hold more; the driver is told
+    ``buffer_length``)."""
     spec, _ = METHODS[method]
     params = named_params(method, params, spec, spec)
     decoded = {name: decode_value(name, kind, params[name]) for name, kind in spec.items()}
+    size = decoded.get("ring_data_size")
+    if size is not None and (size == 0 or size % PAGE_SIZE):
+        raise ValueError(f"ring_data_size {size:#x} is not a positive multiple of {PAGE_SIZE}")
     buffer = decoded.get("buffer")
     if buffer is not None and len(buffer) < decoded["buffer_length"]:
         raise ValueError(f"buffer holds {len(buffer)} bytes, fewer than buffer_length "

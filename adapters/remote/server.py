@@ -420,13 +420,15 @@ class Session:
 
     @staticmethod
     def _error_for(error: Exception) -> _RpcError:
+        """The reply to a backend call that raised: a fault (-32004) if it crashed or hung,
+        else a target error (-32000). Never invalid params: the agent has checked everything
+        the page calls the client's mistake before the call, so what the backend refuses
+        after that is the target's failure (a ring it cannot make, say)."""
         kind = getattr(error, "kind", None)
         text = protocol.clip(str(error))
         if kind in ("crash", "hang"):
             return _RpcError(protocol.TARGET_FAULT, f"the backend {kind}ed: {text}",
                              {"kind": kind})
-        if isinstance(error, (ValueError, TypeError)):
-            return _RpcError(protocol.INVALID_PARAMS, text)
         return _RpcError(protocol.TARGET_ERROR, f"{type(error).__name__}: {text}")
 
 
