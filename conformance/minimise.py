@@ -18,7 +18,8 @@ simply not the same failure. The pass is bounded by a count of re-runs and by ti
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 #: The most re-runs one minimisation may make, and the most seconds it may take.
@@ -26,8 +27,21 @@ MAX_RUNS = 400
 MAX_SECONDS = 60.0
 
 Signature = tuple[str, tuple[str, ...]]
-#: Runs a step list on a fresh target: the failure's (kind, requirements), or None.
-RunFn = Callable[[list[Any]], Signature | None]
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A candidate that is not a valid sequence: the driver refused step ``index`` (a
+    StepError: a complete of a packet the host never took, a send on a packet that is gone)."""
+
+    index: int
+
+
+#: Runs a step list on a fresh target: the failure's (kind, requirements), :class:`Invalid`,
+#: or None (it passed).
+RunFn = Callable[[list[Any]], "Signature | Invalid | None"]
+#: How many refused steps one candidate may drop (see :func:`minimise`).
+MAX_REPAIRS = 8
 
 
 def without(steps: list[Any], index: int) -> list[Any]:
@@ -52,6 +66,27 @@ def without(steps: list[Any], index: int) -> list[Any]:
     return kept
 
 
+def simpler(step: Any) -> Iterator[Any]:
+    """Plainer versions of one step, plainest first: no completion bytes, a success status,
+    an in-line buffer of fewer bytes, the plainest fill pattern."""
+    if not isinstance(step, dict):
+        return
+    if step.get("op") == "host_complete":
+        if step.get("data"):
+            yield {**step, "data": ""}
+        if step.get("status"):
+            yield {**step, "status": 0}
+    if step.get("op") == "send":
+        length = step.get("buffer_length")
+        if isinstance(length, int) and length > 0:
+            for smaller in sorted({0, 1, 8, length // 2} - {length}):
+                if smaller < length:
+                    yield {**step, "buffer_length": smaller}
+        buffer = step.get("buffer")
+        if isinstance(buffer, dict) and buffer.get("fill"):
+            yield {**step, "buffer": {"fill": 0}}
+
+
 def minimise(
     steps: list[Any],
     signature: Signature,
@@ -61,7 +96,10 @@ def minimise(
 ) -> tuple[list[Any], int]:
     """The shortest list this pass finds that still fails with ``signature``, and the number
     of re-runs it made. First whole runs of steps go (halves, quarters, ...: delta
-    debugging), then single steps (:func:`without`). The last step (the one that failed) is
+    debugging), then single steps (:func:`without`); then each remaining step is made
+    plainer where it can be (:func:`simpler`). A candidate the driver refuses at some step
+    (the step depended on one removed: a completion of a send that is gone) has that step
+    dropped too, up to :data:`MAX_REPAIRS` times. The last step (the one that failed) is
     tried too: a failure can be caused by an earlier step and seen at a later one."""
     started = time.monotonic()
     runs = 0
@@ -70,10 +108,20 @@ def minimise(
     def out_of_budget() -> bool:
         return runs >= max_runs or time.monotonic() - started > max_seconds
 
-    def same_failure(candidate: list[Any]) -> bool:
+    def same_failure(candidate: list[Any]) -> list[Any] | None:
+        """``candidate``, repaired, if it still fails with ``signature``."""
         nonlocal runs
-        runs += 1
-        return bool(candidate) and run(candidate) == signature
+        for _ in range(MAX_REPAIRS + 1):
+            if not candidate or out_of_budget():
+                return None
+            runs += 1
+            outcome = run(candidate)
+            if not isinstance(outcome, Invalid):
+                return candidate if outcome == signature else None
+            if not 0 <= outcome.index < len(candidate):
+                return None
+            candidate = candidate[:outcome.index] + candidate[outcome.index + 1 :]
+        return None
 
     chunk = len(current) // 2
     while chunk >= 2:
@@ -81,10 +129,10 @@ def minimise(
         while start >= 0:
             if out_of_budget():
                 return current, runs
-            candidate = current[:start] + current[start + chunk :]
-            if same_failure(candidate):
-                current = candidate
-            start -= chunk
+            kept = same_failure(current[:start] + current[start + chunk :])
+            if kept is not None:
+                current = kept
+            start = min(start, len(current)) - chunk
         chunk //= 2
     changed = True
     while changed:
@@ -94,9 +142,22 @@ def minimise(
             if out_of_budget():
                 return current, runs
             if index < len(current):
-                candidate = without(current, index)
-                if same_failure(candidate):
-                    current = candidate
+                kept = same_failure(without(current, index))
+                if kept is not None:
+                    current = kept
                     changed = True
             index -= 1
+    for index in range(len(current)):
+        simplified = True
+        while simplified:  # each success is strictly plainer, so this ends
+            simplified = False
+            for plainer in simpler(current[index]):
+                if out_of_budget():
+                    return current, runs
+                runs += 1
+                candidate = [*current[:index], plainer, *current[index + 1 :]]
+                if run(candidate) == signature:
+                    current = candidate
+                    simplified = True
+                    break
     return current, runs
