@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.minimise import minimise, without
+from conformance.minimise import Invalid, minimise, simpler, without
 
 SIGNATURE = ("conformance", ("SEED-WAIT",))
 
@@ -63,3 +63,52 @@ def test_the_budget_bounds_the_runs() -> None:
     steps = [send(0)] * 50
     result, runs = minimise(steps, SIGNATURE, lambda c: None, max_runs=5)
     assert runs == 5 and result == steps
+
+
+def test_a_step_made_invalid_by_a_removal_is_dropped_with_it() -> None:
+    # The failure needs only the last send. Removing the first send alone makes the complete
+    # after it invalid; removing the complete alone leaves the packet busy (another failure).
+    # Only dropping the invalid step with the removed one gets to the minimum.
+    done = {"op": "host_complete", "packet": 0, "status": 0, "data": ""}
+    steps = [alloc(), send(0, 1), done, send(0, 7)]
+
+    def run(candidate: list[Any]) -> Any:
+        allocated = busy = False
+        for index, step in enumerate(candidate):
+            if step["op"] == "allocate":
+                allocated = True
+            elif not allocated:
+                return Invalid(index)
+            elif step["op"] == "host_complete":
+                if not busy:
+                    return Invalid(index)
+                busy = False
+            elif busy:
+                return ("other", ("READ-A10",))
+            elif step["mdl_length"] == 7:
+                return SIGNATURE
+            else:
+                busy = True
+        return None
+
+    assert run(steps) == SIGNATURE
+    result, _ = minimise(steps, SIGNATURE, run)
+    assert result == [alloc(), send(0, 7)]
+
+
+def test_remaining_steps_are_made_plainer_where_the_failure_allows() -> None:
+    big = {"op": "send", "packet": 0, "buffer": {"fill": 9}, "buffer_length": 300}
+    done = {"op": "host_complete", "packet": 0, "status": 0xC0000001, "data": "abcd"}
+    steps = [alloc(), big, done]
+
+    def run(candidate: list[Any]) -> Any:
+        # Fails while the buffer is at least 8 bytes and a completion follows a send.
+        ops = [s["op"] for s in candidate]
+        if "send" in ops and "host_complete" in ops and candidate[1].get("buffer_length", 0) >= 8:
+            return SIGNATURE
+        return None
+
+    result, _ = minimise(steps, SIGNATURE, run)
+    assert result[1] == {"op": "send", "packet": 0, "buffer": {"fill": 0}, "buffer_length": 8}
+    assert result[2] == {"op": "host_complete", "packet": 0, "status": 0, "data": ""}
+    assert list(simpler({"op": "open", "channel": 0})) == []
