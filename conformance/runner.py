@@ -323,7 +323,9 @@ def _run_stateful(
         except InternalError as internal:
             report.problems.append(_problem("stateful", internal))
         else:
-            steps = _minimise(list(state.last_log), (kind, requirements), factory, profile)
+            steps, kind, requirements, message = _minimise(
+                list(state.last_log), (kind, requirements, message), factory, profile
+            )
             report.failures.append(Failure("stateful", requirements, message, steps, kind))
             if state.failed_at:
                 report.shrink_seconds = round(time.perf_counter() - state.failed_at, 3)
@@ -335,10 +337,13 @@ def _run_stateful(
 
 
 def _minimise(
-    steps: list[Step], signature: tuple[str, tuple[str, ...]], factory: TargetFactory,
+    steps: list[Step], failure: tuple[str, tuple[str, ...], str], factory: TargetFactory,
     profile: Profile,
-) -> list[Step]:
-    """``steps`` after the step-deletion pass of :mod:`conformance.minimise`."""
+) -> tuple[list[Step], str, tuple[str, ...], str]:
+    """``steps`` after the step-deletion pass of :mod:`conformance.minimise`, with the kind,
+    requirements and message of the minimal list's own failure (what its replay shows)."""
+    kind, requirements, message = failure
+    seen: dict[str, str] = {}
 
     def run(candidate: list[Step]) -> tuple[str, tuple[str, ...]] | Invalid | None:
         try:
@@ -352,7 +357,8 @@ def _minimise(
                 driver.execute(step)
                 executed += 1
         except (ConformanceFailure, TargetRaised) as error:
-            kind, requirements, _message = _classify(error)
+            kind, requirements, message = _classify(error)
+            seen["message"] = message
             return kind, requirements
         except StepError:  # not a valid sequence any more: this step needed a removed one
             return Invalid(executed)
@@ -365,8 +371,12 @@ def _minimise(
                     close()
         return None
 
-    minimal, _runs = minimise(steps, signature, run)
-    return minimal
+    minimal, _runs = minimise(steps, (kind, requirements), run)
+    if minimal != steps:
+        outcome = run(minimal)
+        if isinstance(outcome, tuple):
+            return minimal, outcome[0], outcome[1], seen.get("message", message)
+    return minimal, kind, requirements, message
 
 
 def _run_parts(

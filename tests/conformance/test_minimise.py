@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.minimise import Invalid, minimise, simpler, without
+from conformance.minimise import Invalid, minimise, same, simpler, without
 
 SIGNATURE = ("conformance", ("SEED-WAIT",))
 
@@ -112,3 +112,12 @@ def test_remaining_steps_are_made_plainer_where_the_failure_allows() -> None:
     assert result[1] == {"op": "send", "packet": 0, "buffer": {"fill": 0}, "buffer_length": 8}
     assert result[2] == {"op": "host_complete", "packet": 0, "status": 0, "data": ""}
     assert list(simpler({"op": "open", "channel": 0})) == []
+
+
+def test_the_same_failure_without_a_busy_free_names_the_rest_alone() -> None:
+    led = ("conformance", ("READ-A10", "READ-A12", "SEED-WAIT"))
+    assert same(("conformance", ("READ-A12", "SEED-WAIT")), led)
+    assert same(led, led)
+    assert not same(("conformance", ("READ-A12",)), led)
+    assert not same(("conformance", ("READ-A12", "SEED-WAIT")), SIGNATURE)
+    assert not same(Invalid(0), SIGNATURE) and not same(None, SIGNATURE)
