@@ -138,6 +138,8 @@ class RunState:
             "examples": examples,
             "steps_per_example": round(self.evidence.total_steps / examples, 2)
             if examples else 0.0,
+            "rule_calls_per_example": round(self.depth["rule-calls"] / examples, 2)
+            if examples else 0.0,
             "sends_per_example": round(self.depth["sends"] / examples, 2) if examples else 0.0,
             "accepted_sends_per_example": round(self.depth["accepted-sends"] / examples, 2)
             if examples else 0.0,
@@ -589,6 +591,7 @@ def build_machine(
                 state.depth.update(self.did)
                 state.depth["sends"] += self.sends
                 state.depth["accepted-sends"] += self.accepted_sends
+                state.depth["rule-calls"] += self.rules_run
                 if state.on_example is not None:
                     state.on_example(state.examples, self.driver.evidence.total_steps)
             state.shrinking = state.shrinking or state.failed_now
