@@ -9,9 +9,11 @@ hex, MDL chains as nested arrays); it knows nothing of sockets, processes or the
 
 The target methods mirror the target interface (``conformance/target.py``) one for one, with
 named parameters. :data:`METHODS` lists each with its parameters as ``name -> kind``, where a
-kind is one of :data:`KINDS`; :func:`check_params` validates a request's params against it,
-and :func:`check_result` a reply's result. A failed check is a :class:`ValueError` whose text
-names the parameter.
+kind is one of :data:`KINDS`; :func:`check_params` validates a request's params against it
+(the agent's side: besides types and ranges, a ring of whole pages, MDLs a Windows MDL can
+describe, a buffer no shorter than ``buffer_length``), and :func:`check_result` a reply's
+result (the client's side). A failed check is a :class:`ValueError` whose text names the
+parameter. Integers are JSON integer literals only: ``4096.0`` and ``true`` are not integers.
 
 Reading a message
 -----------------

@@ -17,6 +17,21 @@ depth, integer digits, no NaN); a line outside them, or anything else a request 
 is answered with a JSON-RPC error and the session goes on. A bug of the agent while handling a
 request is an internal error (-32603) for that request, not the end of the session.
 
+What the page calls the client's mistake is refused here, before the backend sees it, so that
+every backend answers it the same way (-32602): params of the wrong shape or type
+(:func:`adapters.remote.protocol.check_params`: only JSON integer literals, MDLs a Windows MDL
+can describe, a buffer no shorter than its length, a ring of whole pages), and handles the
+target never issued (:class:`IssuedHandles`, which also knows which transactions await a
+completion, so a ``host_complete`` for any other changes nothing). A packet handle that was
+issued and then freed goes to the backend: what it does with it is the driver's answer. What
+the backend refuses after these checks is a target error (-32000); a backend call that crashed
+or hung (an isolated backend's deadline) is a target fault (-32004), and the target stays
+lost, every target method answered -32004, until ``reset`` or ``initialize``.
+
+Each reply goes out as one line in one ``send`` (:meth:`MessageStream.write_line`), and TCP
+connections have TCP_NODELAY (:meth:`TcpAgent.get_request`): a reply written in pieces meets
+Nagle's algorithm and a delayed ACK, 40-200 ms a message.
+
 TCP: every connection is served by a thread of its own, at most ``max_connections`` at once
 (:data:`DEFAULT_MAX_CONNECTIONS`); one more is sent a "too many connections" error (-32005)
 and closed. A connection that sends no complete request for ``idle_timeout`` seconds
