@@ -322,13 +322,14 @@ class Session:
     def dispatch(self, method: str, params: Any) -> Any:
         if method == "initialize":
             return self._initialize(params)
-        if method in ("reset", "shutdown"):
+        if method == "shutdown":
             _invalid_params(protocol.named_params, method, params, ())
-            if method == "shutdown":
-                self.closing = True
-                self._close_target()
-                return None
+            self.closing = True
+            self._close_target()
+            return None
+        if method == "reset":
             self._require_initialized()
+            _invalid_params(protocol.named_params, method, params, ())
             return self._new_target()
         if method not in protocol.METHODS:
             raise _RpcError(protocol.METHOD_NOT_FOUND, f"no method {method!r}")
