@@ -128,6 +128,9 @@ METHODS: dict[str, tuple[dict[str, str], str]] = {
 #: Session methods: the handshake, a fresh target, the end.
 SESSION_METHODS = ("initialize", "reset", "shutdown")
 
+#: Bytes in a request: two hex digits a byte, either case, nothing else.
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})*")
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -265,6 +268,12 @@ def check_params(method: str, params: Any) -> dict[str, Any]:
     ``buffer_length``)."""
     spec, _ = METHODS[method]
     params = named_params(method, params, spec, spec)
+    for name, kind in spec.items():
+        value = params[name]
+        if kind.rstrip("?") == "hex" and isinstance(value, str) and not _HEX.fullmatch(value):
+            # bytes.fromhex would also take spaces between bytes; a C harness would not.
+            raise ValueError(f"{name} is not valid hex (two digits a byte, nothing else): "
+                             f"{value[:40]!r}")
     decoded = {name: decode_value(name, kind, params[name]) for name, kind in spec.items()}
     size = decoded.get("ring_data_size")
     if size is not None and (size == 0 or size % PAGE_SIZE):

@@ -215,6 +215,9 @@ def test_the_send_s_edge_cases(client: Client) -> None:
     packet = client.result("allocate_packet", {"channel": channel})
     refused = [
         {"buffer": "01", "buffer_length": 2},  # hex shorter than buffer_length
+        {"buffer": "01 02"},  # hex is two digits a byte, nothing else
+        {"buffer": "0x0102"},
+        {"buffer": "010"},
         {"mdl": []},
         {"mdl": [[4096, 1, [5]]]},  # ByteOffset >= 4096
         {"mdl": [[0x10, 0x2000, [5, 6]]]},  # fewer PFNs than the span (3)
