@@ -206,6 +206,11 @@ def read_chain(choices: Choices, chains: bool) -> MdlChain:
     return MdlChain(tuple(segments))
 
 
+def mdl_chains() -> st.SearchStrategy[MdlChain]:
+    """The MDL chains the generator builds (1 to 3 MDLs), as a strategy of their own."""
+    return WORK.map(lambda work: read_chain(Choices(work), chains=True))
+
+
 def _clip(values: list[int]) -> list[int]:
     return sorted({v for v in values if 0 <= v <= UINT32_MAX})
 
