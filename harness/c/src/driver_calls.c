@@ -15,9 +15,13 @@
  * "Adapting it to a driver".
  *
  * What this version does:
- *   - every library call is made under one lock, with the calling session recorded, so the
- *     completion routine (which the library calls synchronously, on the calling thread, inside
- *     vmbcore_host_complete and vmbcore_channel_disable) knows whose completion it is;
+ *   - before each library call the calling thread records its session in a thread-local
+ *     pointer, so the completion routine (which the library calls synchronously, on the
+ *     calling thread, inside vmbcore_host_complete and vmbcore_channel_disable) knows whose
+ *     completion it is. No lock of ours is held during a call: one call that never returns
+ *     does not block the other sessions (the library is thread-safe, vmbcore.h). A session is
+ *     used by one thread at a time (its worker, worker.h), and one whose call hung is never
+ *     used or freed again by the harness, so the stuck call may still write into it;
  *   - MDLs are laid out as Windows x64 does (a 0x30-byte header, the PFN array right after
  *     it), each with max(PFNs given, ADDRESS_AND_SIZE_TO_SPAN_PAGES) slots so a library that
  *     trusts the span never reads outside the allocation; the library reads them only during
@@ -71,8 +75,7 @@ static struct {
 #define MAX_CHAIN_BYTES ((uint64_t)256 << 20)
 #define FIRST_CAPACITY ((uint32_t)64 * 1024)
 
-static sys_mutex *lock;          /* every library call is made holding it */
-static dc_session *calling;      /* the session whose call is in progress, under lock */
+static sys_tls *calling;         /* per thread: the session whose library call is running */
 static char target_name[300];
 static const char *const capabilities[] = {"ring-bytes", "robust-contract-violations", NULL};
 
@@ -109,8 +112,8 @@ int dc_init(const char *target, dc_message *m)
 {
     char err[DC_MESSAGE_SIZE], missing[DC_MESSAGE_SIZE] = "";
     void *library;
-    lock = sys_mutex_new();
-    if (lock == NULL) {
+    calling = sys_tls_new();
+    if (calling == NULL) {
         say(m, "out of memory");
         return DC_FAILED;
     }
@@ -145,29 +148,24 @@ const char *const *dc_capabilities(void) { return capabilities; }
 
 /* ---- a call into the library ------------------------------------------------------------- */
 
-static void enter(dc_session *s)
-{
-    sys_mutex_lock(lock);
-    calling = s;
-}
+static void enter(dc_session *s) { sys_tls_set(calling, s); }
 
 /* Leaves the library; DC_CRASHED if the completion routine saw something impossible. */
 static int leave(dc_session *s, const char *function, dc_message *m)
 {
     int status = DC_OK;
-    calling = NULL;
+    sys_tls_set(calling, NULL);
     if (s->violation[0] != '\0') {
         snprintf(m->text, sizeof m->text, "%.40s %.250s", function, s->violation);
         s->violation[0] = '\0';
         status = DC_CRASHED;
     }
-    sys_mutex_unlock(lock);
     return status;
 }
 
 static void completion_routine(VMBPACKET packet, NTSTATUS status, void *buffer, uint32_t length)
 {
-    dc_session *s = calling; /* set by the thread that holds the lock: this one */
+    dc_session *s = (dc_session *)sys_tls_get(calling); /* this thread's session */
     dc_completion *call;
     if (s == NULL || s->violation[0] != '\0')
         return;
@@ -241,9 +239,8 @@ int dc_session_reset(dc_session *s, dc_message *m)
     for (i = 0; i < s->channel_count; i++)
         lib.destroy((VMBCHANNEL)as_pointer(s->channels[i].handle));
     s->channel_count = 0;
-    calling = NULL;
+    sys_tls_set(calling, NULL);
     s->violation[0] = '\0';
-    sys_mutex_unlock(lock);
     dc_free_completions(s->calls, s->call_count);
     s->calls = NULL;
     s->call_count = s->call_cap = s->call_bytes = 0;

@@ -41,12 +41,13 @@
 /* Bytes kept of an error message. */
 #define MAX_TEXT 300
 
-/* ---- a set of u64 handles (open addressing; 0 is never a handle: it is NULL) -------------- */
+/* ---- handles: a map from u64 to a small state (open addressing; 0 is never a handle: NULL) */
 
-typedef struct handle_set {
-    uint64_t *slots;
+typedef struct handle_map {
+    uint64_t *keys;
+    unsigned char *states;
     size_t cap, count;
-} handle_set;
+} handle_map;
 
 static size_t slot_of(uint64_t key, size_t cap)
 {
@@ -56,51 +57,142 @@ static size_t slot_of(uint64_t key, size_t cap)
     return (size_t)key & (cap - 1);
 }
 
-static int set_has(const handle_set *set, uint64_t key)
+/* The slot of key, or of the empty slot where it would go (cap > count, so one exists). */
+static size_t find_slot(const handle_map *map, uint64_t key)
 {
     size_t i;
-    if (set->cap == 0 || key == 0)
-        return 0;
-    for (i = slot_of(key, set->cap); set->slots[i] != 0; i = (i + 1) & (set->cap - 1))
-        if (set->slots[i] == key)
-            return 1;
-    return 0;
+    for (i = slot_of(key, map->cap); map->keys[i] != 0 && map->keys[i] != key;
+         i = (i + 1) & (map->cap - 1)) {
+    }
+    return i;
 }
 
-static int set_add(handle_set *set, uint64_t key)
+/* key's state, or 0 when it is not in the map (states are 1 and up). */
+static int map_get(const handle_map *map, uint64_t key)
 {
     size_t i;
-    if (key == 0 || set_has(set, key))
+    if (map->cap == 0 || key == 0)
         return 0;
-    if (set->count >= MAX_HANDLES)
+    i = find_slot(map, key);
+    return map->keys[i] == key ? map->states[i] : 0;
+}
+
+static int map_put(handle_map *map, uint64_t key, int state)
+{
+    size_t i;
+    if (key == 0)
         return -1;
-    if (2 * (set->count + 1) > set->cap) {
-        size_t cap = set->cap ? 2 * set->cap : 64, k;
-        uint64_t *slots = (uint64_t *)calloc(cap, sizeof *slots);
-        if (slots == NULL)
+    if (map_get(map, key) == 0 && 2 * (map->count + 1) > map->cap) {
+        handle_map grown;
+        size_t k;
+        if (map->count >= MAX_HANDLES)
             return -1;
-        for (k = 0; k < set->cap; k++)
-            if (set->slots[k] != 0) {
-                for (i = slot_of(set->slots[k], cap); slots[i] != 0; i = (i + 1) & (cap - 1)) {
-                }
-                slots[i] = set->slots[k];
+        grown.cap = map->cap ? 2 * map->cap : 64;
+        grown.count = map->count;
+        grown.keys = (uint64_t *)calloc(grown.cap, sizeof *grown.keys);
+        grown.states = (unsigned char *)calloc(grown.cap, 1);
+        if (grown.keys == NULL || grown.states == NULL) {
+            free(grown.keys);
+            free(grown.states);
+            return -1;
+        }
+        for (k = 0; k < map->cap; k++)
+            if (map->keys[k] != 0) {
+                i = find_slot(&grown, map->keys[k]);
+                grown.keys[i] = map->keys[k];
+                grown.states[i] = map->states[k];
             }
-        free(set->slots);
-        set->slots = slots;
-        set->cap = cap;
+        free(map->keys);
+        free(map->states);
+        *map = grown;
     }
-    for (i = slot_of(key, set->cap); set->slots[i] != 0; i = (i + 1) & (set->cap - 1)) {
+    i = find_slot(map, key);
+    if (map->keys[i] == 0) {
+        map->keys[i] = key;
+        map->count++;
     }
-    set->slots[i] = key;
-    set->count++;
+    map->states[i] = (unsigned char)state;
     return 0;
 }
 
-static void set_clear(handle_set *set)
+static void map_clear(handle_map *map)
 {
-    free(set->slots);
-    set->slots = NULL;
-    set->cap = set->count = 0;
+    free(map->keys);
+    free(map->states);
+    map->keys = NULL;
+    map->states = NULL;
+    map->cap = map->count = 0;
+}
+
+enum { NOT_OPEN = 1, OPEN, DISABLED }; /* a channel's state; a packet's is 1 */
+
+/* Transactions the host took (host_take_packet) and has not completed, per channel: a
+ * host_complete for any other changes nothing and never reaches the driver. */
+typedef struct awaiting {
+    uint64_t channel, transaction_id;
+    size_t count;
+} awaiting;
+
+typedef struct awaiting_list {
+    awaiting *items;
+    size_t count, cap;
+} awaiting_list;
+
+static awaiting *awaiting_find(awaiting_list *list, uint64_t channel, uint64_t transaction_id)
+{
+    size_t i;
+    for (i = 0; i < list->count; i++)
+        if (list->items[i].channel == channel && list->items[i].transaction_id == transaction_id)
+            return &list->items[i];
+    return NULL;
+}
+
+static int awaiting_add(awaiting_list *list, uint64_t channel, uint64_t transaction_id)
+{
+    awaiting *found = awaiting_find(list, channel, transaction_id);
+    if (found != NULL) { /* a broken driver may give two outstanding transactions one id */
+        found->count++;
+        return 0;
+    }
+    if (list->count >= MAX_HANDLES)
+        return -1;
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? 2 * list->cap : 32;
+        awaiting *grown = (awaiting *)realloc(list->items, cap * sizeof *grown);
+        if (grown == NULL)
+            return -1;
+        list->items = grown;
+        list->cap = cap;
+    }
+    list->items[list->count].channel = channel;
+    list->items[list->count].transaction_id = transaction_id;
+    list->items[list->count].count = 1;
+    list->count++;
+    return 0;
+}
+
+static void awaiting_remove(awaiting_list *list, awaiting *item)
+{
+    if (--item->count == 0)
+        *item = list->items[--list->count];
+}
+
+/* Every transaction of a disabled channel was cancelled. */
+static void awaiting_drop_channel(awaiting_list *list, uint64_t channel)
+{
+    size_t i = 0;
+    while (i < list->count)
+        if (list->items[i].channel == channel)
+            list->items[i] = list->items[--list->count];
+        else
+            i++;
+}
+
+static void awaiting_clear(awaiting_list *list)
+{
+    free(list->items);
+    list->items = NULL;
+    list->count = list->cap = 0;
 }
 
 /* ---- the session ------------------------------------------------------------------------- */
@@ -112,8 +204,10 @@ struct session {
     int initialized;
     int closing;
     const char *lost;    /* "hang" or "crash" when the target's state was lost, else NULL */
-    handle_set channels; /* issued since the last initialize/reset */
-    handle_set packets;  /* issued since the last initialize/reset, freed ones included */
+    handle_map channels; /* issued since the last initialize/reset, with their state */
+    handle_map packets;  /* issued since the last initialize/reset, freed ones included */
+    awaiting_list awaiting;
+    int has_ring_bytes;  /* the target declares ring-bytes */
 };
 
 typedef struct rpc_error {
@@ -272,11 +366,16 @@ static const char *const METHOD_NAMES[] = {
 };
 
 /* The target's state is gone: its handles mean nothing any more. */
+static void forget_handles(session *s)
+{
+    map_clear(&s->channels);
+    map_clear(&s->packets);
+    awaiting_clear(&s->awaiting);
+}
+
 static void lose(session *s, const char *kind)
 {
     s->lost = kind;
-    set_clear(&s->channels);
-    set_clear(&s->packets);
 }
 
 /* Runs c under the deadline. 0: it ran and succeeded (the caller reads and releases it).
@@ -330,8 +429,7 @@ static int new_target(session *s, rpc_error *e)
     call *c = call_new(s, s->dc != NULL ? M_SESSION_RESET : M_SESSION_OPEN);
     if (c == NULL)
         return fail(e, INTERNAL_ERROR, "out of memory");
-    set_clear(&s->channels);
-    set_clear(&s->packets);
+    forget_handles(s);
     if (execute(s, c, e) != 0)
         return -1;
     if (c->method == M_SESSION_OPEN) {
@@ -364,8 +462,7 @@ void session_free(session *s)
     if (s == NULL)
         return;
     close_target(s);
-    set_clear(&s->channels);
-    set_clear(&s->packets);
+    forget_handles(s);
     runner_free(s->runner);
     free(s);
 }
@@ -419,10 +516,13 @@ static int get_uint(const json_value *v, const char *name, uint64_t limit, uint6
         *out = v->u.magnitude;
         return 0;
     }
-    fail(e, INVALID_PARAMS, name);
-    jbuf_adds(&e->message, limit == U32_MAX ? " must be an integer in [0, 0xffffffff], not "
-                                            : " must be an integer in [0, 0xffffffffffffffff], "
-                                              "not ");
+    {
+        char text[64];
+        snprintf(text, sizeof text, " must be an integer in [0, 0x%llx], not ",
+                 (unsigned long long)limit);
+        fail(e, INVALID_PARAMS, name);
+        jbuf_adds(&e->message, text);
+    }
     add_shown(&e->message, v);
     return -1;
 }
@@ -488,44 +588,59 @@ bad:
     return -1;
 }
 
-/* [[byte_offset, byte_count, [pfn, ...]], ...] into c->mdl (and c->pfns). */
+/* wdm.h ADDRESS_AND_SIZE_TO_SPAN_PAGES, in 64 bits (it cannot wrap). */
+static uint64_t span_pages(uint64_t byte_offset, uint64_t byte_count)
+{
+    return (byte_offset + byte_count + 4095u) / 4096u;
+}
+
+/* [[byte_offset, byte_count, [pfn, ...]], ...] into c->mdl (and c->pfns): only a chain a
+ * Windows MDL can describe (a ByteOffset below 4096, exactly the PFNs the MDL spans). */
 static int get_mdl(const json_value *v, call *c, rpc_error *e)
 {
     const json_value *segment;
     size_t index = 0, pfn_total = 0, used = 0;
-    char name[64];
+    char name[200];
     if (v->type != JSON_ARRAY || v->u.items.count == 0)
-        return fail(e, INVALID_PARAMS,
-                    "mdl must be a non-empty array of [byte_offset, byte_count, pfns]");
+        return fail(e, INVALID_PARAMS, "mdl must be null or a non-empty array of "
+                    "[byte_offset, byte_count, [pfn, ...]]");
+    for (segment = v->u.items.first; segment != NULL; segment = segment->next)
+        if (segment->type == JSON_ARRAY && segment->u.items.count == 3
+            && segment->u.items.first->next->next->type == JSON_ARRAY)
+            pfn_total += segment->u.items.first->next->next->u.items.count;
+    c->mdl = (dc_mdl *)calloc(v->u.items.count, sizeof *c->mdl);
+    c->pfns = (uint64_t *)malloc((pfn_total ? pfn_total : 1) * sizeof *c->pfns);
+    if (c->mdl == NULL || c->pfns == NULL)
+        return fail(e, INTERNAL_ERROR, "out of memory");
+    c->mdl_count = v->u.items.count;
     for (segment = v->u.items.first; segment != NULL; segment = segment->next, index++) {
-        const json_value *pfns;
+        const json_value *offset, *count, *pfns, *pfn;
+        uint64_t byte_offset, byte_count, expected;
         if (segment->type != JSON_ARRAY || segment->u.items.count != 3
             || segment->u.items.first->next->next->type != JSON_ARRAY) {
             snprintf(name, sizeof name, "mdl[%lu] must be [byte_offset, byte_count, [pfn, ...]]",
                      (unsigned long)index);
             return fail(e, INVALID_PARAMS, name);
         }
-        pfns = segment->u.items.first->next->next;
-        pfn_total += pfns->u.items.count;
-    }
-    c->mdl = (dc_mdl *)calloc(v->u.items.count, sizeof *c->mdl);
-    c->pfns = (uint64_t *)malloc((pfn_total ? pfn_total : 1) * sizeof *c->pfns);
-    if (c->mdl == NULL || c->pfns == NULL)
-        return fail(e, INTERNAL_ERROR, "out of memory");
-    c->mdl_count = v->u.items.count;
-    index = 0;
-    for (segment = v->u.items.first; segment != NULL; segment = segment->next, index++) {
-        const json_value *offset = segment->u.items.first, *count = offset->next,
-                         *pfns = count->next, *pfn;
-        uint64_t value;
+        offset = segment->u.items.first;
+        count = offset->next;
+        pfns = count->next;
         snprintf(name, sizeof name, "mdl[%lu].byte_offset", (unsigned long)index);
-        if (get_uint(offset, name, U32_MAX, &value, e) != 0)
+        if (get_uint(offset, name, 4095u, &byte_offset, e) != 0)
             return -1;
-        c->mdl[index].byte_offset = (uint32_t)value;
         snprintf(name, sizeof name, "mdl[%lu].byte_count", (unsigned long)index);
-        if (get_uint(count, name, U32_MAX, &value, e) != 0)
+        if (get_uint(count, name, U32_MAX, &byte_count, e) != 0)
             return -1;
-        c->mdl[index].byte_count = (uint32_t)value;
+        expected = span_pages(byte_offset, byte_count);
+        if (pfns->u.items.count != expected) {
+            snprintf(name, sizeof name, "mdl[%lu] has %lu PFNs; an MDL with byte_offset 0x%lx "
+                     "and byte_count 0x%lx has exactly %lu", (unsigned long)index,
+                     (unsigned long)pfns->u.items.count, (unsigned long)byte_offset,
+                     (unsigned long)byte_count, (unsigned long)expected);
+            return fail(e, INVALID_PARAMS, name);
+        }
+        c->mdl[index].byte_offset = (uint32_t)byte_offset;
+        c->mdl[index].byte_count = (uint32_t)byte_count;
         c->mdl[index].pfns = c->pfns + used;
         c->mdl[index].pfn_count = pfns->u.items.count;
         snprintf(name, sizeof name, "mdl[%lu].pfn", (unsigned long)index);
@@ -534,23 +649,6 @@ static int get_mdl(const json_value *v, call *c, rpc_error *e)
                 return -1;
     }
     return 0;
-}
-
-/* A handle of the kind wanted, issued by this session. */
-static int check_handle(session *s, const char *name, int kind, uint64_t handle, rpc_error *e)
-{
-    const handle_set *wanted = kind == K_CHANNEL ? &s->channels : &s->packets;
-    const handle_set *other = kind == K_CHANNEL ? &s->packets : &s->channels;
-    char text[160];
-    if (set_has(wanted, handle))
-        return 0;
-    if (set_has(other, handle))
-        snprintf(text, sizeof text, "%s %llu is a %s handle, not a %s", name,
-                 (unsigned long long)handle, kind == K_CHANNEL ? "packet" : "channel", name);
-    else
-        snprintf(text, sizeof text, "%s %llu is not a handle this target issued", name,
-                 (unsigned long long)handle);
-    return fail(e, INVALID_PARAMS, text);
 }
 
 static int compare_names(const void *a, const void *b)
@@ -563,39 +661,42 @@ static int compare_names(const void *a, const void *b)
     return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
 }
 
-/* The parameters of a target method into c, as the page says: named, every one required,
- * none unknown, each of its kind; then the handles. */
-static int get_params(session *s, const method *m, const json_value *params, call *c,
-                      rpc_error *e)
+static int is_allowed(const json_value *member, const param *allowed, size_t count)
 {
-    const json_value *member, *values[7];
+    size_t i;
+    for (i = 0; i < count; i++)
+        if (key_is(member, allowed[i].name))
+            return 1;
+    return 0;
+}
+
+/* params as an object of names from `allowed` (absent or null: {}), holding every one of the
+ * first `required` names; -1 with e set otherwise. values[i]: the value of allowed[i], or NULL. */
+static int named_params(const char *method_name, const json_value *params, const param *allowed,
+                        size_t count, size_t required, const json_value **values, rpc_error *e)
+{
+    const json_value *member;
     size_t i, unknown = 0, missing = 0;
     if (params != NULL && params->type != JSON_NULL && params->type != JSON_OBJECT) {
-        fail(e, INVALID_PARAMS, m->name);
-        jbuf_adds(&e->message, " takes named params (an object)");
+        fail(e, INVALID_PARAMS, method_name);
+        jbuf_adds(&e->message, " takes named params (an object), not ");
+        jbuf_adds(&e->message, params->type == JSON_ARRAY ? "list" : type_name(params));
         return -1;
     }
     if (params != NULL && params->type == JSON_OBJECT) {
-        const json_value **names = NULL;
-        for (member = params->u.items.first; member != NULL; member = member->next) {
-            for (i = 0; i < m->count && !key_is(member, m->params[i].name); i++) {
-            }
-            if (i == m->count)
+        for (member = params->u.items.first; member != NULL; member = member->next)
+            if (!is_allowed(member, allowed, count))
                 unknown++;
-        }
         if (unknown > 0) {
+            const json_value **names = (const json_value **)malloc(unknown * sizeof *names);
             size_t k = 0;
-            names = (const json_value **)malloc(unknown * sizeof *names);
             if (names == NULL)
                 return fail(e, INTERNAL_ERROR, "out of memory");
-            for (member = params->u.items.first; member != NULL; member = member->next) {
-                for (i = 0; i < m->count && !key_is(member, m->params[i].name); i++) {
-                }
-                if (i == m->count)
+            for (member = params->u.items.first; member != NULL; member = member->next)
+                if (!is_allowed(member, allowed, count))
                     names[k++] = member;
-            }
             qsort(names, unknown, sizeof *names, compare_names);
-            fail(e, INVALID_PARAMS, m->name);
+            fail(e, INVALID_PARAMS, method_name);
             jbuf_adds(&e->message, " has no parameter(s) ");
             for (k = 0; k < unknown && e->message.len < MAX_TEXT; k++) {
                 if (k > 0 && compare_names(&names[k - 1], &names[k]) == 0)
@@ -608,18 +709,28 @@ static int get_params(session *s, const method *m, const json_value *params, cal
             return -1;
         }
     }
-    for (i = 0; i < m->count; i++) {
-        values[i] = json_get(params, m->params[i].name);
-        if (values[i] == NULL) {
+    for (i = 0; i < count; i++) {
+        values[i] = json_get(params, allowed[i].name);
+        if (values[i] == NULL && i < required) {
             if (missing++ == 0) {
-                fail(e, INVALID_PARAMS, m->name);
+                fail(e, INVALID_PARAMS, method_name);
                 jbuf_adds(&e->message, " is missing parameter(s) ");
             } else
                 jbuf_adds(&e->message, ", ");
-            jbuf_adds(&e->message, m->params[i].name);
+            jbuf_adds(&e->message, allowed[i].name);
         }
     }
-    if (missing > 0)
+    return missing > 0 ? -1 : 0;
+}
+
+/* The parameters of a target method into c, as the page says: named, every one required,
+ * none unknown, each of its kind; a ring size that is a positive multiple of 4096, a buffer no
+ * shorter than buffer_length. (The handles are checked later: check_handles.) */
+static int get_params(const method *m, const json_value *params, call *c, rpc_error *e)
+{
+    const json_value *values[7];
+    size_t i;
+    if (named_params(m->name, params, m->params, m->count, m->count, values, e) != 0)
         return -1;
     for (i = 0; i < m->count; i++) {
         const char *name = m->params[i].name;
@@ -669,19 +780,49 @@ static int get_params(session *s, const method *m, const json_value *params, cal
             break;
         }
     }
-    for (i = 0; i < m->count; i++) {
-        int kind = m->params[i].kind;
-        if (kind == K_CHANNEL && check_handle(s, "channel", kind, c->channel, e) != 0)
-            return -1;
-        if (kind == K_PACKET && check_handle(s, "packet", kind, c->packet, e) != 0)
-            return -1;
+    if (m->id == M_CREATE_CHANNEL && (c->ring_data_size == 0 || c->ring_data_size % 4096u)) {
+        char text[120];
+        snprintf(text, sizeof text, "ring_data_size 0x%lx is not a positive multiple of 4096",
+                 (unsigned long)c->ring_data_size);
+        return fail(e, INVALID_PARAMS, text);
     }
     if (m->id == M_SEND && c->buffer != NULL && c->buffer_length > c->buffer_size) {
         char text[120];
-        snprintf(text, sizeof text, "BufferLength %lu exceeds the %lu-byte buffer",
-                 (unsigned long)c->buffer_length, (unsigned long)c->buffer_size);
+        snprintf(text, sizeof text, "buffer holds %lu bytes, fewer than buffer_length %lu",
+                 (unsigned long)c->buffer_size, (unsigned long)c->buffer_length);
         return fail(e, INVALID_PARAMS, text);
     }
+    return 0;
+}
+
+/* The handles of a call are ones this target issued, and the call is one a caller may make (a
+ * disabled channel is never opened again). */
+static int check_handles(session *s, const method *m, const call *c, rpc_error *e)
+{
+    size_t i;
+    char text[200];
+    for (i = 0; i < m->count; i++)
+        if (m->params[i].kind == K_PACKET && map_get(&s->packets, c->packet) == 0) {
+            snprintf(text, sizeof text, "packet %llu%s is no packet this target issued "
+                     "(allocate_packet)", (unsigned long long)c->packet,
+                     map_get(&s->channels, c->packet) ? " (a channel handle)" : "");
+            return fail(e, INVALID_PARAMS, text);
+        }
+    for (i = 0; i < m->count; i++)
+        if (m->params[i].kind == K_CHANNEL) {
+            int state = map_get(&s->channels, c->channel);
+            if (state == 0) {
+                snprintf(text, sizeof text, "channel %llu%s is no channel this target issued "
+                         "(create_channel)", (unsigned long long)c->channel,
+                         map_get(&s->packets, c->channel) ? " (a packet handle)" : "");
+                return fail(e, INVALID_PARAMS, text);
+            }
+            if (m->id == M_OPEN_CHANNEL && state == DISABLED) {
+                snprintf(text, sizeof text, "channel %llu is disabled; a disabled channel is "
+                         "never opened again", (unsigned long long)c->channel);
+                return fail(e, INVALID_PARAMS, text);
+            }
+        }
     return 0;
 }
 
@@ -700,27 +841,52 @@ static int check_reply_room(session *s, size_t hex_bytes, rpc_error *e)
     return -1;
 }
 
-/* The result of a successful call c, as JSON. */
+static int too_many(rpc_error *e)
+{
+    return fail(e, TARGET_ERROR, "the session holds too many handles");
+}
+
+/* What a successful call c changed (handles, channel states, awaited transactions), and its
+ * result as JSON. */
 static int write_result(session *s, call *c, jbuf *result, rpc_error *e)
 {
     size_t i;
     switch (c->method) {
     case M_CREATE_CHANNEL:
-        if (set_add(&s->channels, c->handle) != 0)
-            return fail(e, TARGET_ERROR, "the session holds too many handles");
+        if (map_put(&s->channels, c->handle, NOT_OPEN) != 0)
+            return too_many(e);
         jbuf_add_u64(result, c->handle);
+        break;
+    case M_OPEN_CHANNEL:
+        map_put(&s->channels, c->channel, OPEN);
+        jbuf_adds(result, "null");
+        break;
+    case M_DISABLE_CHANNEL:
+        map_put(&s->channels, c->channel, DISABLED);
+        awaiting_drop_channel(&s->awaiting, c->channel); /* every transaction was cancelled */
+        jbuf_adds(result, "null");
         break;
     case M_ALLOCATE_PACKET:
         if (c->handle == 0) {
             jbuf_adds(result, "null");
             break;
         }
-        if (set_add(&s->packets, c->handle) != 0)
-            return fail(e, TARGET_ERROR, "the session holds too many handles");
+        if (map_put(&s->packets, c->handle, 1) != 0)
+            return too_many(e);
         jbuf_add_u64(result, c->handle);
         break;
     case M_SEND: jbuf_add_u64(result, c->ntstatus); break;
     case M_HOST_TAKE_PACKET:
+        if (c->bytes != NULL && c->bytes_len >= 16) {
+            /* A VMBus packet header: type, offset8, length8, flags (u16 each), then the
+             * transaction id (u64, little-endian). */
+            uint64_t id = 0;
+            for (i = 16; i-- > 8;)
+                id = (id << 8) | c->bytes[i];
+            if (awaiting_add(&s->awaiting, c->channel, id) != 0)
+                return too_many(e);
+        }
+        /* fall through */
     case M_RING_BYTES:
         if (c->bytes == NULL) {
             jbuf_adds(result, "null");
@@ -730,6 +896,13 @@ static int write_result(session *s, call *c, jbuf *result, rpc_error *e)
             return -1;
         jbuf_add_hex(result, c->bytes, c->bytes_len);
         break;
+    case M_HOST_COMPLETE: {
+        awaiting *item = awaiting_find(&s->awaiting, c->channel, c->transaction_id);
+        if (item != NULL)
+            awaiting_remove(&s->awaiting, item);
+        jbuf_adds(result, "null");
+        break;
+    }
     case M_COMPLETIONS:
         jbuf_addc(result, '[');
         for (i = 0; i < c->call_count && !result->failed; i++) {
@@ -752,26 +925,38 @@ static int write_result(session *s, call *c, jbuf *result, rpc_error *e)
     return 0;
 }
 
+/* A target method, in the page's order: the params (-32602), a lost target (-32004), the
+ * handles (-32602), then the driver. */
 static int call_target(session *s, const method *m, const json_value *params, jbuf *result,
                        rpc_error *e)
 {
-    call *c;
+    call *c = call_new(s, m->id);
     int status;
-    if (s->dc == NULL && s->lost != NULL) {
+    if (c == NULL)
+        return fail(e, INTERNAL_ERROR, "out of memory");
+    if (get_params(m, params, c, e) != 0) {
+        c->base.release(&c->base, 0);
+        return -1;
+    }
+    if (s->lost != NULL) {
         char text[160];
-        snprintf(text, sizeof text, "the target's state was lost when an earlier driver call "
-                 "%s; send reset (or initialize)", strcmp(s->lost, "hang") == 0 ? "hung"
-                 : "crashed");
+        snprintf(text, sizeof text, "the target was lost after a %s in an earlier call; send "
+                 "reset (or initialize) for a fresh one", s->lost);
+        c->base.release(&c->base, 0);
         fail(e, TARGET_FAULT, text);
         snprintf(e->data, sizeof e->data, "{\"kind\":\"%s\"}", s->lost);
         return -1;
     }
-    c = call_new(s, m->id);
-    if (c == NULL)
-        return fail(e, INTERNAL_ERROR, "out of memory");
-    if (get_params(s, m, params, c, e) != 0) {
+    if (check_handles(s, m, c, e) != 0) {
         c->base.release(&c->base, 0);
         return -1;
+    }
+    if (m->id == M_HOST_COMPLETE
+        && awaiting_find(&s->awaiting, c->channel, c->transaction_id) == NULL) {
+        /* No transaction awaits it: nothing happens, as on a real host. */
+        c->base.release(&c->base, 0);
+        jbuf_adds(result, "null");
+        return 0;
     }
     if (execute(s, c, e) != 0)
         return -1;
@@ -781,6 +966,15 @@ static int call_target(session *s, const method *m, const json_value *params, jb
 }
 
 /* ---- session methods --------------------------------------------------------------------- */
+
+static int has_capability(const char *name)
+{
+    const char *const *capability;
+    for (capability = dc_capabilities(); *capability != NULL; capability++)
+        if (strcmp(*capability, name) == 0)
+            return 1;
+    return 0;
+}
 
 static void add_capabilities(jbuf *b)
 {
@@ -803,17 +997,25 @@ static void add_target_info(jbuf *b)
     add_capabilities(b);
 }
 
+static const param INITIALIZE_PARAMS[] = {{"protocol", K_U32}, {"client", K_HEX}};
+
 static int initialize(session *s, const json_value *params, jbuf *result, rpc_error *e)
 {
-    const json_value *version = json_get(params, "protocol");
+    const json_value *values[2], *version;
     size_t i;
-    if (version == NULL || version->type != JSON_INT || !version->fits_u64 || version->negative
-        || version->u.magnitude != PROTOCOL_VERSION) {
+    if (named_params("initialize", params, INITIALIZE_PARAMS, 2, 1, values, e) != 0)
+        return -1;
+    version = values[0];
+    if (version->type != JSON_INT) {
+        fail(e, INVALID_PARAMS, "protocol must be a JSON integer, not ");
+        add_shown(&e->message, version);
+        return -1;
+    }
+    if (values[1] != NULL && values[1]->type != JSON_STRING)
+        return fail(e, INVALID_PARAMS, "client must be a string");
+    if (!version->fits_u64 || version->negative || version->u.magnitude != PROTOCOL_VERSION) {
         fail(e, UNSUPPORTED_VERSION, "protocol version ");
-        if (version == NULL)
-            jbuf_adds(&e->message, "(none)");
-        else
-            add_shown(&e->message, version);
+        add_shown(&e->message, version);
         jbuf_adds(&e->message, " is not supported");
         strcpy(e->data, "{\"supported\":[1]}");
         return -1;
@@ -827,6 +1029,8 @@ static int initialize(session *s, const json_value *params, jbuf *result, rpc_er
     jbuf_add_u64(result, s->config->max_message_bytes);
     jbuf_adds(result, ",\"methods\":[\"initialize\",\"reset\",\"shutdown\"");
     for (i = 0; i < METHOD_COUNT; i++) {
+        if (METHODS[i].id == M_RING_BYTES && !has_capability("ring-bytes"))
+            continue;
         jbuf_adds(result, ",\"");
         jbuf_adds(result, METHODS[i].name);
         jbuf_addc(result, '"');
@@ -841,7 +1045,16 @@ static int dispatch(session *s, const json_value *name, const json_value *params
     size_t i;
     if (json_is_string(name, "initialize"))
         return initialize(s, params, result, e);
-    if (json_is_string(name, "reset")) {
+    if (json_is_string(name, "reset") || json_is_string(name, "shutdown")) {
+        const char *which = name->u.str.chars;
+        if (named_params(which, params, NULL, 0, 0, NULL, e) != 0)
+            return -1;
+        if (json_is_string(name, "shutdown")) {
+            s->closing = 1;
+            close_target(s);
+            jbuf_adds(result, "null");
+            return 0;
+        }
         if (!s->initialized)
             return fail(e, NOT_INITIALIZED, "call initialize first");
         if (new_target(s, e) != 0)
@@ -849,12 +1062,6 @@ static int dispatch(session *s, const json_value *name, const json_value *params
         jbuf_addc(result, '{');
         add_target_info(result);
         jbuf_addc(result, '}');
-        return 0;
-    }
-    if (json_is_string(name, "shutdown")) {
-        s->closing = 1;
-        close_target(s);
-        jbuf_adds(result, "null");
         return 0;
     }
     for (i = 0; i < METHOD_COUNT; i++)
@@ -867,6 +1074,9 @@ static int dispatch(session *s, const json_value *name, const json_value *params
     }
     if (!s->initialized)
         return fail(e, NOT_INITIALIZED, "call initialize first");
+    if (METHODS[i].id == M_RING_BYTES && !has_capability("ring-bytes"))
+        return fail(e, METHOD_NOT_FOUND,
+                    "no method \"ring_bytes\": the target does not declare ring-bytes");
     return call_target(s, &METHODS[i], params, result, e);
 }
 

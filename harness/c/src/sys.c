@@ -61,6 +61,24 @@ int sys_cond_wait(sys_cond *cond, sys_mutex *mutex, long ms)
     return 0;
 }
 
+struct sys_tls { DWORD index; };
+
+sys_tls *sys_tls_new(void)
+{
+    sys_tls *tls = (sys_tls *)malloc(sizeof *tls);
+    if (tls == NULL)
+        return NULL;
+    tls->index = TlsAlloc();
+    if (tls->index == TLS_OUT_OF_INDEXES) {
+        free(tls);
+        return NULL;
+    }
+    return tls;
+}
+
+void *sys_tls_get(sys_tls *tls) { return TlsGetValue(tls->index); }
+void sys_tls_set(sys_tls *tls, void *value) { TlsSetValue(tls->index, value); }
+
 struct thread_start { void (*fn)(void *); void *arg; };
 
 static unsigned __stdcall thread_main(void *raw)
@@ -227,6 +245,21 @@ int sys_cond_wait(sys_cond *cond, sys_mutex *mutex, long ms)
     return pthread_cond_timedwait(&cond->cond, &mutex->mutex, &until) == ETIMEDOUT;
 #endif
 }
+
+struct sys_tls { pthread_key_t key; };
+
+sys_tls *sys_tls_new(void)
+{
+    sys_tls *tls = (sys_tls *)malloc(sizeof *tls);
+    if (tls != NULL && pthread_key_create(&tls->key, NULL) != 0) {
+        free(tls);
+        return NULL;
+    }
+    return tls;
+}
+
+void *sys_tls_get(sys_tls *tls) { return pthread_getspecific(tls->key); }
+void sys_tls_set(sys_tls *tls, void *value) { pthread_setspecific(tls->key, value); }
 
 struct thread_start { void (*fn)(void *); void *arg; };
 

@@ -3,7 +3,8 @@
  * system apart from sockets (net.h) is here, so that the rest is plain C99:
  *
  *   - locks and condition variables with a timed wait (the per-call deadline, worker.c);
- *   - detached threads (the worker that makes driver calls; one per TCP connection);
+ *   - detached threads (the worker that makes driver calls; one per TCP connection) and a
+ *     thread-local pointer;
  *   - a monotonic clock in milliseconds;
  *   - loading a shared library and finding a function in it (driver_calls.c);
  *   - the standard streams as raw binary descriptors (stdio mode).
@@ -31,6 +32,12 @@ void sys_cond_broadcast(sys_cond *cond);
 /* Waits (mutex held) until woken or `ms` milliseconds pass (ms < 0: no limit). Returns 1 on
  * timeout, 0 otherwise (a wake-up may be spurious: callers re-check their condition). */
 int sys_cond_wait(sys_cond *cond, sys_mutex *mutex, long ms);
+
+/* A thread-local pointer (NULL in every thread until set). NULL when out of keys/memory. */
+typedef struct sys_tls sys_tls;
+sys_tls *sys_tls_new(void);
+void *sys_tls_get(sys_tls *tls);
+void sys_tls_set(sys_tls *tls, void *value);
 
 /* Starts a detached thread running fn(arg). 0 on success. */
 int sys_thread_start(void (*fn)(void *), void *arg);
