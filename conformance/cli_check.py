@@ -36,6 +36,7 @@ from conformance.runner import (
     DEFAULT_SEED,
     ConformanceReport,
     SuiteUsageError,
+    describe_not_run,
     run_conformance,
 )
 from conformance.targets import UnknownTarget, resolve_target
@@ -109,9 +110,10 @@ def _print_results(report: Any, target: str) -> None:
 
 
 def _status(report: Any, proofs: list[dict[str, Any]], write_errors: list[str]) -> int:
-    """The exit status: a failure of the target first, then vmbspec's own problems, then an
-    interruption, then a report that could not be written."""
-    if report.failures or any(not p.get("ok") for p in proofs):
+    """The exit status: a failure of the target first (a target that became unreachable,
+    cutting the run short, is one), then vmbspec's own problems, then an interruption, then a
+    report that could not be written."""
+    if report.failures or report.stopped or any(not p.get("ok") for p in proofs):
         return EXIT_FAILED
     if report.problems:
         return EXIT_INTERNAL
@@ -161,6 +163,10 @@ def run_check(args: argparse.Namespace) -> int:
     report.proofs = proofs
     if report.interrupted:
         print("\ninterrupted: writing the reports of what ran so far", file=sys.stderr)
+    elif report.stopped:
+        print(f"\nvmbspec check: the run was cut short: {report.stopped}; not run: "
+              f"{describe_not_run(report.not_run)}. Writing the reports of what ran.",
+              file=sys.stderr)
     _save_replays(report, args.replay_dir)
     write_errors = write_outputs(report, json_path=args.json, junit_path=args.junit,
                                  markdown_path=args.report)

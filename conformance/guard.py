@@ -5,7 +5,11 @@ that let a verdict be trusted:
 
 * an exception raised *by the target* comes out as :class:`TargetRaised`, so the runner can
   tell it from an exception raised by vmbspec's own code (a bug of ours, which must never be
-  reported as the target's failure);
+  reported as the target's failure). An adapter says what kind of fault it was with a
+  ``kind`` attribute on its exception (:data:`FAULT_KINDS`): a crash or hang of the target, a
+  target that cannot be reached any more (the run stops: nothing more can be judged), or a
+  protocol error of a harness (a reply of the wrong shape: the harness's bug, blamed on no
+  requirement of the driver). Anything else the target raises is a ``target-error``;
 * a value the target returns is checked for its shape before the driver uses it (an NTSTATUS
   is an unsigned 32-bit integer, a packet is bytes, a completion a ``(packet, status, data)``
   triple), so a target returning nonsense is a verdict naming the method, not a ``TypeError``
@@ -18,7 +22,7 @@ adapter lacks: one clear message instead of one identical failure per case.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from conformance.inputs import shorten
 
@@ -43,9 +47,26 @@ REQUIRED_METHODS = (
 )
 
 
+#: The kinds of fault an adapter may name (``error.kind``), with what each means for a run.
+FAULT_KINDS = {
+    "crash": "the target crashed; its state is lost, the next target starts afresh",
+    "hang": "a call of the target did not return in time; its state is lost",
+    "unreachable": "the target cannot be reached any more (its agent stopped answering or "
+    "accepting connections): the run stops",
+    "protocol-error": "a harness replied in a shape the remote protocol does not allow: the "
+    "harness's bug, not a verdict on the driver",
+}
+
+
+def fault_kind(error: BaseException) -> str:
+    """The kind an adapter gave ``error`` (one of :data:`FAULT_KINDS`), else "target-error"."""
+    kind = getattr(error, "kind", None)
+    return kind if isinstance(kind, str) and kind in FAULT_KINDS else "target-error"
+
+
 class TargetRaised(Exception):
-    """The target raised, or returned a value of the wrong shape; ``kind`` is "crash" or
-    "hang" when the adapter said so, else "target-error"."""
+    """The target raised, or returned a value of the wrong shape; ``kind`` is one of
+    :data:`FAULT_KINDS` when the adapter said so, else "target-error"."""
 
     def __init__(self, method: str, message: str, kind: str = "target-error") -> None:
         super().__init__(message)
@@ -128,18 +149,32 @@ RESULT_CHECKS: dict[str, Callable[[Any], str | None]] = {
 
 
 def _describe(error: BaseException) -> str:
+    """The message of what the target raised: an adapter's fault (one that names its kind)
+    speaks for itself; any other exception is named by its class, which says what broke."""
     text = str(error)
+    if text and isinstance(getattr(error, "kind", None), str):
+        return shorten(text)
     name = type(error).__name__
     return shorten(f"{name}: {text}" if text else name)
 
 
 class GuardedTarget:
-    """``target`` with every interface call checked (see the module's docstring)."""
+    """``target`` with every interface call checked (see the module's docstring).
+    ``on_raise``, if given, sees each :class:`TargetRaised` before it is raised (and may
+    raise something else instead: the runner stops a run on an unreachable target so)."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(
+        self, target: Any, on_raise: Callable[[TargetRaised], None] | None = None
+    ) -> None:
         self._target = target
+        self._on_raise = on_raise
         self.name = getattr(target, "name", type(target).__name__)
         self.capabilities = frozenset(getattr(target, "capabilities", ()) or ())
+
+    def _raise(self, raised: TargetRaised, cause: BaseException | None = None) -> NoReturn:
+        if self._on_raise is not None:
+            self._on_raise(raised)
+        raise raised from cause
 
     def __getattr__(self, method: str) -> Any:
         check = RESULT_CHECKS.get(method)
@@ -153,14 +188,12 @@ class GuardedTarget:
             except TargetRaised:
                 raise
             except Exception as error:
-                kind = getattr(error, "kind", None)
-                kind = kind if kind in ("crash", "hang") else "target-error"
-                raise TargetRaised(method, _describe(error), kind) from error
+                self._raise(TargetRaised(method, _describe(error), fault_kind(error)), error)
             problem = check(result)
             if problem is not None:
-                raise TargetRaised(
+                self._raise(TargetRaised(
                     method, f"{method} returned {shorten(repr(result), 120)}: {problem}"
-                )
+                ))
             return result
 
         return call

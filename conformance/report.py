@@ -10,6 +10,12 @@ Each requirement of the catalog gets one status:
 Alongside, ``proved`` lists the Z3 properties that cover a requirement, when proofs were run,
 and the coverage section lists the lifecycle transitions visited (against every transition of
 the spec's tables), flag combinations and boundary classes hit.
+
+Every report also says what the run did not do: the checks skipped because the target does
+not declare a capability (``runner.CAPABILITY_CHECKS``), and, for a run cut short because
+the target became unreachable, why and which cases (and whether the stateful run) were not
+run. A step names packets and channels by their index in the step list (``packet #0``, the
+first allocated), never by the target's handles, which the target's own messages use.
 """
 
 from __future__ import annotations
@@ -21,7 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from conformance.driver import Step
-from conformance.runner import ConformanceReport, uncovered_reason
+from conformance.runner import (
+    ConformanceReport,
+    describe_not_run,
+    skipped_checks,
+    uncovered_reason,
+)
 from spec.catalog import CATALOG
 from spec.lifecycle import CHANNEL_TRANSITIONS, PACKET_TRANSITIONS
 
@@ -92,6 +103,9 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
         "verdict": report.verdict,
         "passed": report.passed,
         "interrupted": report.interrupted,
+        "stopped": report.stopped or None,
+        "not_run": list(report.not_run),
+        "skipped_for_capabilities": skipped_checks(report),
         "seconds": round(report.seconds, 3),
         "steps": report.evidence.total_steps,
         "cases": report.cases_run,
@@ -115,7 +129,8 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
 
 
 def describe_step(step: Step) -> str:
-    """One readable line for a step of a failing sequence."""
+    """One readable line for a step of a failing sequence. ``packet #N`` and ``channel #N``
+    are indices in the step list (the Nth allocated or created, from 0), not handles."""
     op = step.get("op")
     if op == "send":
         buffer = step.get("buffer")
@@ -125,30 +140,47 @@ def describe_step(step: Step) -> str:
             f"{{ByteOffset={bo:#x}, ByteCount={bc:#x}}}" for bo, bc, _ in mdl
         ) + "]"
         return (
-            f"VmbPacketSendWithExternalMdl(packet {step.get('packet')}, {shown}, "
+            f"VmbPacketSendWithExternalMdl(packet #{step.get('packet')}, {shown}, "
             f"{step.get('buffer_length', 0):#x}, {chain}, {step.get('mdl_offset', 0):#x}, "
             f"{step.get('mdl_length', 0):#x}, {step.get('flags', 0):#x})"
         )
     if op == "create_channel":
         return f"create channel with a {step.get('ring_data_size')}-byte ring"
     if op == "allocate":
-        return f"VmbPacketAllocate(channel {step.get('channel')})"
+        return f"VmbPacketAllocate(channel #{step.get('channel')})"
     if op == "free":
-        return f"VmbPacketFree(packet {step.get('packet')})"
+        return f"VmbPacketFree(packet #{step.get('packet')})"
     if op == "open":
-        return f"open channel {step.get('channel')}"
+        return f"open channel #{step.get('channel')}"
     if op == "disable":
-        return f"disable channel {step.get('channel')}"
+        return f"disable channel #{step.get('channel')}"
     if op == "host_take":
-        return f"host takes the next packet of channel {step.get('channel')}"
+        return f"host takes the next packet of channel #{step.get('channel')}"
     if op == "host_complete":
         return (
-            f"host completes packet {step.get('packet')}'s transaction with status "
+            f"host completes packet #{step.get('packet')}'s transaction with status "
             f"{int(step.get('status', 0)):#010x} and {len(step.get('data', '')) // 2} bytes"
         )
     if op == "mutate_buffer":
-        return f"caller changes the in-line buffer of packet {step.get('packet')}"
+        return f"caller changes the in-line buffer of packet #{step.get('packet')}"
     return json.dumps(step)
+
+
+def _not_done_markdown(report: ConformanceReport) -> list[str]:
+    """The Markdown sections of what the run did not do: cut short, capabilities lacking."""
+    lines: list[str] = []
+    if report.stopped:
+        lines += ["## The run was cut short", "", report.stopped, "",
+                  f"Not run: {describe_not_run(report.not_run)}.", ""]
+        lines += [f"- {item}" for item in report.not_run]
+        if report.not_run:
+            lines.append("")
+    skipped = skipped_checks(report)
+    if skipped:
+        lines += ["## Checks skipped for want of a capability", ""]
+        lines += [f"- `{name}` (not declared): {checks}" for name, checks in skipped.items()]
+        lines.append("")
+    return lines
 
 
 def to_markdown(report: ConformanceReport) -> str:
@@ -166,15 +198,21 @@ def to_markdown(report: ConformanceReport) -> str:
         f"{report.evidence.total_steps} steps, {report.seconds:.1f} s"
         + (f", seed {report.seed}" if report.seed is not None else ""),
         f"- capabilities: {', '.join(sorted(report.capabilities)) or 'none'}",
-        "",
     ]
+    if report.stopped:
+        lines.append(f"- **run cut short**: {report.stopped}")
+    lines.append("")
     if report.failures:
         lines += ["## Failures", ""]
         for number, failure in enumerate(report.failures, start=1):
+            blamed = ", ".join(failure.requirements) or (
+                "none (a protocol error of the harness, not a verdict on the driver)"
+                if failure.kind == "protocol-error" else "-"
+            )
             lines += [
                 f"### {number}. {failure.source} ({failure.kind})",
                 "",
-                f"Requirements: {', '.join(failure.requirements) or '-'}",
+                f"Requirements: {blamed}",
                 "",
                 f"{failure.message}",
                 "",
@@ -188,6 +226,7 @@ def to_markdown(report: ConformanceReport) -> str:
         lines += ["## Problems of vmbspec (not the target's)", ""]
         lines += [f"- {p.source} ({p.kind}): {p.message}" for p in report.problems]
         lines.append("")
+    lines += _not_done_markdown(report)
     lines += [
         "## Requirements",
         "",
@@ -218,14 +257,17 @@ def to_junit(report: ConformanceReport) -> str:
         for requirement in failure.requirements:
             text = failure.message + "\n" + "\n".join(describe_step(s) for s in failure.steps)
             failures_by_id.setdefault(requirement, []).append(text)
+    unblamed = sum(1 for failure in report.failures if not failure.requirements)
+    cut = 1 if report.stopped and not report.interrupted else 0
     suite = ET.Element(
         "testsuite",
         name=f"vmbspec:{report.target}",
-        tests=str(len(rows)),
-        failures=str(sum(1 for r in rows if r["status"] == "fail")),
+        tests=str(len(rows) + unblamed + cut + len(report.problems)
+                  + (1 if report.interrupted else 0)),
+        failures=str(sum(1 for r in rows if r["status"] == "fail") + unblamed + cut),
         skipped=str(sum(1 for r in rows if r["status"] == "uncovered")),
         time=f"{report.seconds:.3f}",
-        errors=str(len(report.problems)),
+        errors=str(len(report.problems) + (1 if report.interrupted else 0)),
     )
     for row in rows:
         case = ET.SubElement(suite, "testcase", classname="vmbspec.requirements", name=row["id"])
@@ -239,9 +281,22 @@ def to_junit(report: ConformanceReport) -> str:
                              name=f"problem-{number}")
         element = ET.SubElement(case, "error", message=f"{problem.kind} in {problem.source}")
         element.text = problem.message
+    for number, failure in enumerate(report.failures, start=1):
+        if failure.requirements:
+            continue  # reported under the requirements it names
+        # A failure blamed on no requirement (a harness's protocol error): a test of its own.
+        case = ET.SubElement(suite, "testcase", classname="vmbspec.target",
+                             name=f"failure-{number}")
+        element = ET.SubElement(case, "failure", message=f"{failure.kind} in {failure.source}")
+        element.text = failure.message + "\n" + "\n".join(
+            describe_step(s) for s in failure.steps)
     if report.interrupted:
         case = ET.SubElement(suite, "testcase", classname="vmbspec.run", name="complete")
         ET.SubElement(case, "error", message="the run was interrupted before it finished")
+    elif report.stopped:
+        case = ET.SubElement(suite, "testcase", classname="vmbspec.run", name="complete")
+        element = ET.SubElement(case, "failure", message="the run was cut short")
+        element.text = f"{report.stopped}\nNot run: {describe_not_run(report.not_run)}"
     return ET.tostring(suite, encoding="unicode")
 
 

@@ -13,6 +13,13 @@ A run has two parts, both checked by :class:`conformance.driver.Driver` against 
 2. the stateful run: Hypothesis generates call sequences (``conformance.machine``); at the
    first failure it shrinks the sequence to a minimal one, which the report keeps as steps
    and which ``vmbspec replay`` re-runs on any target.
+
+A target that becomes *unreachable* (an adapter's fault of that kind, see
+``conformance.guard``: a remote agent that stopped answering or accepting connections after a
+hang) ends the run at once: the report says why (``stopped``: "agent unreachable after the
+hang in case N") and lists what was not run (``not_run``), instead of one timeout a remaining
+case. A *protocol error* of a harness (a reply of the wrong shape) is a failure of its own
+kind, blamed on no requirement: it says what the harness must fix, not what the driver broke.
 """
 
 from __future__ import annotations
@@ -34,7 +41,12 @@ from conformance import interrupt
 from conformance.cases import Case, load_cases
 from conformance.determinism import fixed_generation
 from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
-from conformance.guard import TargetInterfaceError, TargetRaised, check_interface
+from conformance.guard import (
+    GuardedTarget,
+    TargetInterfaceError,
+    TargetRaised,
+    check_interface,
+)
 from conformance.inputs import shorten
 from conformance.machine import RunState, build_machine
 from conformance.minimise import Invalid, minimise
@@ -72,7 +84,10 @@ class Failure:
     requirements: tuple[str, ...]
     message: str
     steps: list[Step]
-    kind: str = "nonconformance"  # or "crash", "hang", "target-error", "flaky"
+    #: or "crash", "hang", "target-error", "flaky", "protocol-error" (a harness's reply of the
+    #: wrong shape: no requirement is blamed), "unidentified" (a stateful failure the target
+    #: became unreachable before it could be re-run and named)
+    kind: str = "nonconformance"
     #: Where ``vmbspec check`` saved the steps (set by the command line, else None).
     replay_file: str | None = None
 
@@ -127,15 +142,23 @@ class ConformanceReport:
     shrink_seconds: float = 0.0
     #: How deep the generated examples went (RunState.depth_report).
     generation: dict[str, Any] = field(default_factory=dict)
+    #: Why the run was cut short (the target became unreachable), "" when it was not; and
+    #: what was not run then: "case:<id>" for each case, "stateful" (with how many examples)
+    #: for the stateful run.
+    stopped: str = ""
+    not_run: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         """The target conforms: no failure, and the run was complete and sound."""
-        return not self.failures and not self.problems and not self.interrupted
+        return (not self.failures and not self.problems and not self.interrupted
+                and not self.stopped)
 
     @property
     def verdict(self) -> str:
-        if self.failures:
+        # A target that became unreachable failed (as a crash or hang does), even when that
+        # is all the run saw.
+        if self.failures or self.stopped:
             return "FAIL"
         if self.problems:
             return "ERROR"
@@ -148,8 +171,9 @@ class ConformanceReport:
 
     def summary(self) -> str:
         """One paragraph: the verdict, what ran, and each failure or problem in a line."""
+        cut = ", run cut short" if self.stopped else ""
         verdict = {
-            "FAIL": f"FAIL ({len(self.failures)} failure(s))",
+            "FAIL": f"FAIL ({len(self.failures)} failure(s){cut})",
             "ERROR": f"ERROR (vmbspec could not judge: {len(self.problems)} problem(s))",
             "INTERRUPTED": "INTERRUPTED (partial run, no verdict)",
         }.get(self.verdict, "PASS")
@@ -169,7 +193,73 @@ class ConformanceReport:
         for problem in self.problems:
             lines.append(f"  vmbspec problem ({problem.kind}, {problem.source}): "
                          f"{problem.message}")
+        if self.stopped:
+            lines.append(f"  run cut short: {self.stopped}")
+            lines.append(f"  not run: {describe_not_run(self.not_run)}")
+        for capability, skipped in skipped_checks(self).items():
+            if capability not in SKIPS_NOTHING:
+                lines.append(f"  without {capability}: {skipped}")
         return "\n".join(lines)
+
+
+#: Capability -> the checks a run makes only on a target that declares it (what a report
+#: lists as skipped when the target does not), as docs/remote-protocol.md says them.
+CAPABILITY_CHECKS = {
+    "ring-bytes": "the raw ring is never read: after each step, that it decodes (indices, "
+    "8-byte trailers), holds as many packets as the model and is never completely full "
+    "(RING-LAYOUT, RING-TRAILER, RING-NEVER-FULL), and that a rejected send left it unchanged",
+    "robust-contract-violations": "no call breaks the caller's side of the contract (READ-A10): "
+    "no send of a queued, in-flight or freed packet, no free of a busy packet",
+    "reads-buffer-late": "nothing: the suite changes queued buffers on every target and judges "
+    "when they were read by reading A11 of the profile (an agent never declares it: its "
+    "buffer is a copy made at the call)",
+}
+
+
+#: Capabilities whose lack skips no check (the summary leaves them out; the reports say so).
+SKIPS_NOTHING = frozenset({"reads-buffer-late"})
+
+
+def skipped_checks(report: ConformanceReport) -> dict[str, str]:
+    """For each capability of :data:`CAPABILITY_CHECKS` the target does not declare, what the
+    run did not check for want of it."""
+    return {name: checks for name, checks in CAPABILITY_CHECKS.items()
+            if name not in report.capabilities}
+
+
+def describe_not_run(not_run: list[str]) -> str:
+    """``not_run`` in a line: how many cases (the first few named) and the stateful run."""
+    cases = [item.removeprefix("case:") for item in not_run if item.startswith("case:")]
+    parts = []
+    if cases:
+        shown = ", ".join(cases[:3]) + (", ..." if len(cases) > 3 else "")
+        parts.append(f"{len(cases)} case(s) ({shown})")
+    parts += [item for item in not_run if not item.startswith("case:")]
+    return " and ".join(parts) or "nothing"
+
+
+def _where(source: str) -> str:
+    """``case:abc`` -> "case abc"; ``stateful`` -> "the stateful run"."""
+    if source.startswith("case:"):
+        return "case " + source.removeprefix("case:")
+    return "the stateful run" if source == "stateful" else source
+
+
+def _unreachable_reason(detail: str, after: Failure | None, where: str) -> str:
+    """The one verdict of a run cut short: "agent unreachable after the hang in case N"."""
+    if after is not None and after.kind in ("crash", "hang", "protocol-error", "target-error"):
+        return f"agent unreachable after the {after.kind} in {_where(after.source)}: {detail}"
+    return f"agent unreachable in {_where(where)}: {detail}"
+
+
+class _Unreachable(BaseException):
+    """The target became unreachable during the stateful run. A BaseException, so that it
+    goes through Hypothesis at once: as an ordinary exception it would be shrunk as a failure,
+    one unreachable example after another."""
+
+    def __init__(self, raised: TargetRaised) -> None:
+        super().__init__(str(raised))
+        self.raised = raised
 
 
 def _classify(error: BaseException) -> tuple[str, tuple[str, ...], str]:
@@ -178,6 +268,14 @@ def _classify(error: BaseException) -> tuple[str, tuple[str, ...], str]:
     if isinstance(error, ConformanceFailure):
         return "nonconformance", error.requirements, error.message
     if isinstance(error, TargetRaised):
+        if error.kind == "protocol-error":
+            # The harness broke the protocol: no requirement of the driver is in question.
+            return "protocol-error", (), (
+                f"harness protocol error in {error.method}: {error}. This is no verdict on "
+                "the driver: fix the harness, then run again"
+            )
+        if error.kind == "unreachable":
+            return "unreachable", (), f"the target became unreachable in {error.method}: {error}"
         if error.kind in ("crash", "hang"):
             return error.kind, ("SEED-RETURN",), f"the target {error.kind}ed in {error.method}: " \
                 f"{error}"
@@ -224,8 +322,9 @@ def run_case(
             driver.execute(step)
     except Exception as error:
         kind, requirements, message = _classify(error)
-        return Failure(f"case:{case.id}", requirements or case.requirements, message,
-                       list(driver.log), kind)
+        if not requirements and kind not in ("protocol-error", "unreachable"):
+            requirements = case.requirements
+        return Failure(f"case:{case.id}", requirements, message, list(driver.log), kind)
     finally:
         evidence.end_case()
         close = getattr(target, "close", None)
@@ -292,6 +391,30 @@ def _run_batches(
             return
 
 
+class _StatefulWatch:
+    """What the runner needs to see of a stateful run whose target may become unreachable:
+    the first fault the target raised and the steps of the first failing example (Hypothesis
+    raises the failure only after re-running that example), and the stop itself."""
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+        self.first_fault: TargetRaised | None = None
+        self.failing_log: list[Step] | None = None
+
+    def target(self, factory: TargetFactory) -> GuardedTarget:
+        """A fresh target for one example, whose faults this watch sees."""
+        if self.state.shrinking and self.failing_log is None:
+            # The example before this one failed first: its steps are the last log.
+            self.failing_log = list(self.state.last_log)
+        return GuardedTarget(_make_target(factory), on_raise=self.on_raise)
+
+    def on_raise(self, raised: TargetRaised) -> None:
+        if raised.kind == "unreachable":
+            raise _Unreachable(raised)
+        if self.first_fault is None and not self.state.shrinking:
+            self.first_fault = raised
+
+
 def _run_stateful(
     report: ConformanceReport,
     factory: TargetFactory,
@@ -301,16 +424,20 @@ def _run_stateful(
     seed: int,
     progress: ProgressFn | None,
 ) -> None:
-    """The stateful run (see :func:`_run_batches`); the first failure, shrunk by Hypothesis
-    and then by :func:`_minimise`, goes into ``report``."""
+    """The stateful run (see :func:`_run_batches`); the first failure, minimised by
+    :func:`_minimise`, goes into ``report``. A target that becomes unreachable ends it
+    (:func:`_stateful_cut_short`)."""
     state = RunState(report.evidence, steps_per_example)
     if progress is not None:
         state.on_example = lambda n, _steps: progress("stateful", n, examples)
-    machine = build_machine(lambda: _make_target(factory), profile, state)
+    watch = _StatefulWatch(state)
+    machine = build_machine(lambda: watch.target(factory), profile, state)
     try:
         with fixed_generation() as reproducible:
             report.reproducible = reproducible
             _run_batches(machine, state, examples, steps_per_example, seed)
+    except _Unreachable as unreachable:
+        _stateful_cut_short(report, watch, unreachable.raised, examples)
     except Flaky as error:
         report.failures.append(
             Failure("stateful", ("SEED-RETURN",), f"the target is not deterministic: "
@@ -323,9 +450,17 @@ def _run_stateful(
         except InternalError as internal:
             report.problems.append(_problem("stateful", internal))
         else:
-            steps, kind, requirements, message = _minimise(
-                list(state.last_log), (kind, requirements, message), factory, profile
-            )
+            steps = list(state.last_log)
+            try:
+                steps, kind, requirements, message = _minimise(
+                    steps, (kind, requirements, message), factory, profile
+                )
+            except _Unreachable as unreachable:
+                report.stopped = (
+                    f"{_unreachable_reason(str(unreachable.raised), None, 'stateful')} "
+                    "(while the failure of the stateful run was minimised: its steps are "
+                    "the failing example's, not minimised)"
+                )
             report.failures.append(Failure("stateful", requirements, message, steps, kind))
             if state.failed_at:
                 report.shrink_seconds = round(time.perf_counter() - state.failed_at, 3)
@@ -336,12 +471,41 @@ def _run_stateful(
         report.generation = state.depth_report()
 
 
+def _stateful_cut_short(
+    report: ConformanceReport, watch: _StatefulWatch, raised: TargetRaised, examples: int
+) -> None:
+    """The report of a stateful run whose target became unreachable: the failure found
+    before, if any (its example's steps, not shrunk), and why and where the run stopped."""
+    state = watch.state
+    after: Failure | None = None
+    if state.shrinking:  # an example had failed: Hypothesis was re-running it
+        steps = watch.failing_log if watch.failing_log is not None else list(state.last_log)
+        if watch.first_fault is not None:
+            kind, requirements, message = _classify(watch.first_fault)
+            message += " (not minimised: the target became unreachable afterwards)"
+        else:
+            kind, requirements = "unidentified", ()
+            message = ("an example of the stateful run failed, and the target became "
+                       "unreachable before the failure could be re-run and named: the steps "
+                       "are the failing example's; replay them to see the failure")
+        after = Failure("stateful", requirements, message, steps, kind)
+        report.failures.append(after)
+        if state.failed_at:
+            report.shrink_seconds = round(time.perf_counter() - state.failed_at, 3)
+    else:
+        report.not_run.append(
+            f"stateful ({max(0, examples - state.examples)} of {examples} examples)"
+        )
+    report.stopped = _unreachable_reason(str(raised), after, "stateful")
+
+
 def _minimise(
     steps: list[Step], failure: tuple[str, tuple[str, ...], str], factory: TargetFactory,
     profile: Profile,
 ) -> tuple[list[Step], str, tuple[str, ...], str]:
     """``steps`` after the step-deletion pass of :mod:`conformance.minimise`, with the kind,
-    requirements and message of the minimal list's own failure (what its replay shows)."""
+    requirements and message of the minimal list's own failure (what its replay shows). A
+    target that becomes unreachable meanwhile raises :class:`_Unreachable`."""
     kind, requirements, message = failure
     seen: dict[str, str] = {}
 
@@ -357,6 +521,8 @@ def _minimise(
                 driver.execute(step)
                 executed += 1
         except (ConformanceFailure, TargetRaised) as error:
+            if isinstance(error, TargetRaised) and error.kind == "unreachable":
+                raise _Unreachable(error) from error
             kind, requirements, message = _classify(error)
             seen["message"] = message
             return kind, requirements
@@ -384,9 +550,11 @@ def _run_parts(
     stateful: bool, examples: int, steps_per_example: int, seed: int,
     progress: ProgressFn | None,
 ) -> None:
-    """The case catalog, then the stateful run, into ``report``."""
+    """The case catalog, then the stateful run, into ``report``; a target that becomes
+    unreachable during the cases ends the run there (``report.stopped``)."""
     if cases:
         catalog = load_cases()
+        previous: Failure | None = None  # the failure of the case just before, if any
         for number, case in enumerate(catalog, start=1):
             interrupt.check()
             try:
@@ -394,9 +562,17 @@ def _run_parts(
             except InternalError as error:
                 report.problems.append(_problem(f"case:{case.id}", error))
                 failure = None
+            if failure is not None and failure.kind == "unreachable":
+                detail = failure.message.split(": ", 1)[-1]
+                report.stopped = _unreachable_reason(detail, previous, f"case:{case.id}")
+                report.not_run = [f"case:{c.id}" for c in catalog[number - 1:]]
+                if stateful and examples > 0:
+                    report.not_run.append(f"stateful ({examples} examples)")
+                return
             report.cases_run += 1
             if failure is not None:
                 report.failures.append(failure)
+            previous = failure
             if progress is not None:
                 progress("cases", number, len(catalog))
     if stateful and examples > 0:
@@ -466,6 +642,10 @@ def run_conformance(
 def uncovered_reason(requirement_id: str, report: ConformanceReport) -> str:
     """Why a requirement has no evidence in this run."""
     requirement = CATALOG.requirements[requirement_id]
+    if report.stopped:
+        return "no step exercised it before the run was cut short (see the report's top)"
+    if requirement_id.startswith("RING-") and "ring-bytes" not in report.capabilities:
+        return "the target does not declare ring-bytes: the raw ring is never read"
     if requirement.kind == "contract" and requirement_id != "READ-A10":
         return "a rule for the caller: a target cannot be tested against it"
     if requirement_id == "READ-A10" and (

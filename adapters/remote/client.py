@@ -17,13 +17,30 @@ Every read has a deadline (``timeout`` seconds a call). A fault becomes :class:`
 whose ``kind`` the runner turns into a verdict: ``"hang"`` when no answer came in time,
 ``"crash"`` when the connection closed, the reply was not JSON or broke a limit of
 :func:`adapters.remote.protocol.decode_message` (too deep, an integer too long, NaN), had the
-wrong id, was not a JSON-RPC response, had a result of the wrong shape or was over the size
-limit, or when the agent reported that its backend crashed. The message names the method and
-what was wrong with the reply. The faulty connection is closed (a stdio agent is killed) and
-the target refuses further calls; the next target from the factory reconnects. A well-formed
-error reply (the agent answered, with a JSON-RPC error) is :class:`RemoteError`, which the
-runner reports as a target error. Texts from the agent (error messages, data, its stderr, the
-target's name) are cut to a few hundred characters (:func:`adapters.remote.protocol.clip`).
+wrong id, was not a JSON-RPC response or was over the size limit, or when the agent reported
+that its backend crashed. The message names the method and what was wrong with the reply. The
+faulty connection is closed (a stdio agent is killed) and the target refuses further calls;
+the next target from the factory reconnects.
+
+Reconnecting is bounded: a target that needs a new connection (after a fault, or because the
+idle one was dropped) tries :data:`RECONNECT_ATTEMPTS` times, pausing between tries, each try
+bounded by the call timeout (TCP) or the start timeout (stdio: a process to start). When every
+try fails, the factory is *unreachable* from then on: that target and every later one fail at
+once with a fault of kind ``"unreachable"``, which the runner takes as the end of the run (one
+verdict, the rest listed as not run) instead of a timeout per remaining case.
+
+A reply that came in step but breaks the protocol's shapes (a result of the wrong type, ``""``
+where ``null`` is expected, a packet with its ring trailer, a ring of the wrong size) is a
+:class:`RemoteProtocolError`, kind ``"protocol-error"``, with a hint for the harness author;
+so is an error reply the protocol has no room for (an error to ``send_with_external_mdl``,
+whose every outcome is an NTSTATUS; ``method not found``; ``invalid params`` for a call the
+suite builds only from handles the agent issued). The connection stays in use. Any other
+well-formed error reply is :class:`RemoteError` of kind ``"target-error"`` (the driver
+failed). Texts from the agent (error messages, data, its stderr, the target's name) are cut to
+a few hundred characters (:func:`adapters.remote.protocol.clip`).
+
+Messages name what the agent knows: ``packet handle 3`` is the target's handle, never the
+index of a packet in a step list (which the suite's own messages name).
 
 An idle connection kept between targets is dropped, not reused, when the agent has closed it
 or said something on it meanwhile (an agent closes connections idle past its deadline).
@@ -34,6 +51,10 @@ virtual environment and always runs the same vmbspec as the client.
 
 The in-line buffer crosses the connection as a copy of its bytes at the call, as it does for
 an isolated native target; reading A11 allows a target to read them then.
+
+Each request is written in one ``send`` and TCP connections set ``TCP_NODELAY``: a request
+written in pieces meets Nagle's algorithm and the peer's delayed ACK (tens of milliseconds a
+message).
 """
 
 from __future__ import annotations
@@ -69,13 +90,25 @@ DEFAULT_TIMEOUT = 10.0
 START_TIMEOUT = 30.0
 #: The longest ``--timeout`` accepted: one day.
 MAX_TIMEOUT = 86400.0
+#: Tries at a new connection before the agent is declared unreachable, and the pauses
+#: between them (seconds): an agent restarted by a supervisor gets a moment to come back.
+RECONNECT_ATTEMPTS = 3
+RECONNECT_PAUSES = (0.5, 1.0)
 #: Most capabilities an agent may state, and characters in one.
 _MAX_CAPABILITIES = 64
 _MAX_CAPABILITY_CHARS = 100
+#: The ring's control page, and the trailer after each packet in the ring (bytes).
+_CONTROL_PAGE = 4096
+_TRAILER = 8
+_DESCRIPTOR = 16
+
+#: Where the page says each thing a protocol error is about.
+PAGE = "docs/remote-protocol.md"
 
 
 class RemoteFault(Exception):
-    """The agent crashed or hung (``kind`` is ``"crash"`` or ``"hang"``); its state is lost.
+    """The agent crashed or hung (``kind`` is ``"crash"`` or ``"hang"``), and its state is
+    lost; or it cannot be reached any more (``"unreachable"``: see :class:`RemoteFactory`).
     ``calls`` lists the calls made on that connection, the fatal one last."""
 
     def __init__(self, kind: str, detail: str, calls: Sequence[str] = ()) -> None:
@@ -85,19 +118,68 @@ class RemoteFault(Exception):
         self.calls = list(calls)
 
     def __str__(self) -> str:
-        last = f"; last call {self.calls[-1]}" if self.calls else ""
-        return f"{self.detail} (after {len(self.calls)} call(s){last})"
+        if not self.calls:
+            return self.detail
+        return f"{self.detail} (after {len(self.calls)} call(s); last call {self.calls[-1]})"
+
+
+#: Error codes that mean the agent and the client disagree about the protocol (a harness
+#: bug), not that the driver failed; with the hint for the harness author.
+_PROTOCOL_CODES = {
+    protocol.PARSE_ERROR: "the client writes each request as one JSON line; an agent that "
+    "cannot read one misreads the framing",
+    protocol.INVALID_REQUEST: "the client sends JSON-RPC 2.0 requests as the page shows them",
+    protocol.METHOD_NOT_FOUND: "an agent serves every target method of the page (ring_bytes "
+    "only with the capability ring-bytes)",
+    protocol.INVALID_PARAMS: "the client passes only handles the agent issued since the last "
+    "reset (a freed packet's handle stays valid: the driver answers for it) and values the "
+    "page allows",
+    protocol.NOT_INITIALIZED: "the client sent initialize (or reset) first: the agent lost "
+    "the session",
+    protocol.MESSAGE_TOO_LARGE: "an agent's max_message_bytes must hold the suite's largest "
+    "request (a send with its buffer and MDL chain, a few KiB; the reference agent takes 8 MiB)",
+    protocol.INTERNAL_ERROR: "the agent reports a bug of its own while handling the request, "
+    "not a failure of the driver",
+}
 
 
 class RemoteError(RuntimeError):
-    """The agent answered with a JSON-RPC error."""
+    """The agent answered with a JSON-RPC error. ``kind`` is ``"target-error"`` (the driver
+    failed, -32000 and the codes the page leaves to the agent) or ``"protocol-error"`` (the
+    agent and the client disagree about the protocol: see :data:`_PROTOCOL_CODES`)."""
 
     def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:
         name = protocol.ERROR_NAMES.get(code, "error")
-        super().__init__(f"{method}: agent error {code} ({name}): {protocol.clip(message)}")
+        text = f"{method}: agent error {code} ({name}): {protocol.clip(message)}"
+        hint = _error_hint(method, code)
+        super().__init__(f"{text}; {hint}" if hint else text)
         self.method = method
         self.code = code
         self.data = protocol.clip_data(data)
+        self.kind = "protocol-error" if hint else "target-error"
+
+
+def _error_hint(method: str, code: int) -> str:
+    """Why an error reply ``code`` to ``method`` is a protocol error (empty: it is not)."""
+    hint = _PROTOCOL_CODES.get(code)
+    if hint is None and method == "send_with_external_mdl":
+        hint = ("a send the driver rejects is a result, not an error: reply with the NTSTATUS "
+                "VmbPacketSendWithExternalMdl returned, as an unsigned integer (3221225485 "
+                "for STATUS_INVALID_PARAMETER 0xC000000D)")
+    return f"{hint} ({PAGE})" if hint else ""
+
+
+class RemoteProtocolError(RemoteError):
+    """A reply that came in step but is not what the protocol says ``method`` returns (a
+    result of the wrong type, ``""`` where ``null`` is expected, a packet with its trailer):
+    a bug of the harness, with a hint. The connection is still usable."""
+
+    def __init__(self, method: str, problem: str, hint: str) -> None:
+        RuntimeError.__init__(self, f"{method}: {problem}; {hint} ({PAGE})")
+        self.method = method
+        self.code = 0
+        self.data = None
+        self.kind = "protocol-error"
 
 
 # -- addresses ------------------------------------------------------------------------------
@@ -161,6 +243,10 @@ class Connection:
                 raise RemoteFault(
                     "crash", f"cannot connect to tcp://{address.host}:{address.port}: {error}"
                 ) from error
+            # One write a request (MessageStream.write_line) and no Nagle delay: a request
+            # must not wait for the ACK of the one before (see the module docstring).
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return cls(MessageStream(sock=sock))
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by Connection.close
         try:
@@ -381,9 +467,16 @@ def check_timeout(timeout: Any) -> float | None:
     return float(timeout)
 
 
+#: Parameters that are the target's handles: shown as such, apart from sizes and flags.
+_HANDLE_PARAMS = ("channel", "packet")
+
+
 def _show_call(method: str, params: dict[str, Any] | None) -> str:
+    """``free_packet(packet handle 3)``: a call as a message shows it, handles named as the
+    target's handles (never to be read as the index of a packet in a step list)."""
     shown = ", ".join(
-        f"{k}={v:#x}" if isinstance(v, int) and not isinstance(v, bool)
+        f"{k} handle {v}" if k in _HANDLE_PARAMS and isinstance(v, int)
+        else f"{k}={v:#x}" if isinstance(v, int) and not isinstance(v, bool)
         else f"{k}={json.dumps(v)[:40]}"
         for k, v in (params or {}).items()
     )
@@ -394,7 +487,8 @@ def _show_call(method: str, params: dict[str, Any] | None) -> str:
 
 
 class RemoteFactory:
-    """Makes :class:`RemoteTarget` objects on one agent, reusing a healthy connection."""
+    """Makes :class:`RemoteTarget` objects on one agent, reusing a healthy connection, and
+    reconnecting a bounded number of times (see the module docstring)."""
 
     def __init__(self, address: Address, timeout: float = DEFAULT_TIMEOUT,
                  start_timeout: float = START_TIMEOUT) -> None:
@@ -403,6 +497,9 @@ class RemoteFactory:
         self.start_timeout = start_timeout
         self.name = f"remote:{address.text}"
         self.capabilities: frozenset[str] = frozenset()
+        #: Set when every try at a new connection failed: why. From then on no target of
+        #: this factory tries again.
+        self.unreachable: str | None = None
         # A one-slot list, so that the finalizer can close the idle connection (an agent
         # process) without keeping the factory alive.
         self._idle: list[Connection] = []
@@ -417,6 +514,8 @@ class RemoteFactory:
         self.release(connection)
 
     def acquire(self) -> Connection:
+        if self.unreachable is not None:
+            raise RemoteFault("unreachable", self.unreachable)
         connection = self._idle.pop() if self._idle else None
         if connection is not None and connection.healthy and connection.stream.pending():
             # Something arrived on a connection nobody asked anything: the agent closed it
@@ -427,10 +526,41 @@ class RemoteFactory:
             connection.reset(self.timeout)
             connection.calls = []
             return connection
-        connection = Connection.open(self.address, self.start_timeout)
-        connection.handshake(self.start_timeout)
-        connection.calls = []
-        return connection
+        return self._reconnect()
+
+    def _reconnect(self) -> Connection:
+        """A new connection, shaken hands with, in at most :data:`RECONNECT_ATTEMPTS` tries;
+        else the factory is unreachable from now on (RemoteFault of that kind)."""
+        started = time.monotonic()
+        # TCP: the agent is running, a connect and a handshake take a call's time at most;
+        # stdio: a process starts.
+        budget = self.timeout if self.address.kind == "tcp" else self.start_timeout
+        last = ""
+        for attempt in range(RECONNECT_ATTEMPTS):
+            if attempt:
+                time.sleep(RECONNECT_PAUSES[min(attempt, len(RECONNECT_PAUSES)) - 1])
+            try:
+                connection = Connection.open(self.address, budget)
+            except RemoteFault as fault:
+                last = fault.detail
+                continue
+            try:
+                connection.handshake(budget)
+            except RemoteFault as fault:
+                last = fault.detail
+                continue
+            except RemoteError:
+                connection.close(graceful=False)
+                raise
+            connection.calls = []
+            return connection
+        self.unreachable = (
+            f"the agent at {self.address.text[:120]} did not answer {RECONNECT_ATTEMPTS} tries "
+            f"to connect and shake hands over {time.monotonic() - started:.1f} s (each "
+            f"bounded by {budget:g} s); the last: {last}"
+        )
+        _close_idle(self._idle)
+        raise RemoteFault("unreachable", self.unreachable)
 
     def release(self, connection: Connection) -> None:
         if not connection.healthy:
@@ -453,6 +583,22 @@ def _close_idle(slot: list[Connection]) -> None:
         slot.pop().close()
 
 
+#: What a result of each kind must be, for the hint of a protocol error.
+_RESULT_HINTS = {
+    "none": "this method's result is null (JSON null: not \"\", 0, {} or true)",
+    "handle": "a handle is a JSON integer literal in 0..2**64-1 (not a string, not 1.0)",
+    "handle?": "the result is a packet handle (a JSON integer literal), or null when "
+    "VmbPacketAllocate returned NULL",
+    "u32": "the result is the NTSTATUS as an unsigned 32-bit JSON integer literal (3221225485 "
+    "for 0xC000000D; not negative, not a string, not a float)",
+    "hex": "bytes are a string of hex digits, two a byte",
+    "hex?": "the result is the packet's bytes as hex, without the 8-byte ring trailer, or null "
+    "when the ring holds no packet",
+    "completions": "the result is an array of {packet, status, data} objects, one per "
+    "completion-routine call since the last completions, oldest first",
+}
+
+
 class RemoteTarget:
     """The target interface over the remote protocol; see the module docstring."""
 
@@ -462,6 +608,8 @@ class RemoteTarget:
         self.capabilities = factory.capabilities
         self._connection: Connection | None = None
         self._closed = False
+        #: ring_data_size of each channel this target created, by handle.
+        self._ring_sizes: dict[int, int] = {}
 
     def _call(self, method: str, **params: Any) -> Any:
         if self._closed:
@@ -469,17 +617,23 @@ class RemoteTarget:
         if self._connection is None:
             self._connection = self.factory.acquire()
         connection = self._connection
-        spec, _kind = protocol.METHODS[method]
+        spec, kind = protocol.METHODS[method]
         encoded = {name: protocol.encode_value(spec[name], value)
                    for name, value in params.items()}
         result = connection.call(method, encoded, self.factory.timeout)
         try:
             return protocol.check_result(method, result)
         except ValueError as error:
-            raise connection.fault("crash", f"malformed reply: {error}") from None
+            shown = protocol.clip(json.dumps(result), 60)
+            raise RemoteProtocolError(
+                method, f"the reply {shown} is not a result of this method: {error}",
+                _RESULT_HINTS[kind],
+            ) from None
 
     def create_channel(self, ring_data_size: int) -> int:
-        return int(self._call("create_channel", ring_data_size=ring_data_size))
+        channel = int(self._call("create_channel", ring_data_size=ring_data_size))
+        self._ring_sizes[channel] = ring_data_size
+        return channel
 
     def open_channel(self, channel: int) -> None:
         self._call("open_channel", channel=channel)
@@ -517,7 +671,16 @@ class RemoteTarget:
 
     def host_take_packet(self, channel: int) -> bytes | None:
         data = self._call("host_take_packet", channel=channel)
-        return None if data is None else bytes(data)
+        if data is None:
+            return None
+        data = bytes(data)
+        problem = _packet_shape_problem(data)
+        if problem:
+            raise RemoteProtocolError(
+                "host_take_packet", f"on channel handle {channel}, {problem}",
+                _RESULT_HINTS["hex?"],
+            )
+        return data
 
     def host_complete(self, channel: int, transaction_id: int, status: int, data: bytes) -> None:
         self._call("host_complete", channel=channel, transaction_id=transaction_id,
@@ -527,7 +690,17 @@ class RemoteTarget:
         return list(self._call("completions"))
 
     def ring_bytes(self, channel: int) -> bytes:
-        return bytes(self._call("ring_bytes", channel=channel))
+        data = bytes(self._call("ring_bytes", channel=channel))
+        size = self._ring_sizes.get(channel)
+        if size is not None and len(data) != _CONTROL_PAGE + size:
+            missing = " (the control page is missing)" if len(data) == size else ""
+            raise RemoteProtocolError(
+                "ring_bytes", f"channel handle {channel} was created with a {size}-byte ring, "
+                f"but the reply holds {len(data)} bytes{missing}",
+                f"the result is the {_CONTROL_PAGE}-byte control page then the whole data "
+                f"area, {_CONTROL_PAGE + size} bytes in all, as hex",
+            )
+        return data
 
     def close(self) -> None:
         if self._closed:
@@ -536,6 +709,23 @@ class RemoteTarget:
         connection, self._connection = self._connection, None
         if connection is not None:
             self.factory.release(connection)
+
+
+def _packet_shape_problem(data: bytes) -> str:
+    """What makes ``data`` something other than one packet as a harness should return it: no
+    bytes at all, or a packet followed by its 8-byte ring trailer (the descriptor's length8
+    counts 8 bytes fewer, and the last 8 have the trailer's zero low half). Empty: neither."""
+    if not data:
+        return 'the reply is "" (a packet of no bytes): a ring with no packet to take is null'
+    if len(data) < _DESCRIPTOR + _TRAILER:
+        return ""
+    length = int.from_bytes(data[4:6], "little") * 8  # length8, in 8-byte units
+    trailer = int.from_bytes(data[-_TRAILER:], "little")
+    if length >= _DESCRIPTOR and len(data) == length + _TRAILER and trailer & 0xFFFF_FFFF == 0:
+        return (f"the reply holds {len(data)} bytes, 8 more than the packet's length8 says "
+                f"({length}), and its last 8 bytes read as a ring trailer (start offset "
+                f"{trailer >> 32:#x}): the packet was returned with its trailer")
+    return ""
 
 
 def resolve(spec: str, options: dict[str, Any]) -> tuple[str, RemoteFactory]:
