@@ -449,3 +449,35 @@ def test_the_replies_are_the_reference_agents_up_to_handles_and_names(harness: P
         ours.close()
         reference.close()
     assert got == expected
+
+
+# -- the README's session by hand -------------------------------------------------------------
+
+
+def _readme_session() -> list[tuple[str, dict[str, Any]]]:
+    """The request and reply lines of harness/c/README.md, "By hand"."""
+    text = (HARNESS / "README.md").read_text()
+    block = text.split("### By hand", 1)[1].split("```", 2)[1]
+    lines = [line for line in block.splitlines() if line.startswith("{")]
+    assert len(lines) % 2 == 0 and lines, "the README's session lost its shape"
+    return [(lines[i], json.loads(lines[i + 1])) for i in range(0, len(lines), 2)]
+
+
+def _without_target_name(reply: dict[str, Any]) -> dict[str, Any]:
+    """The reply with the target's name (it holds the library's path) left out."""
+    result = reply.get("result")
+    if isinstance(result, dict) and "target" in result:
+        return {**reply, "result": {**result, "target": "(the library)"}}
+    return reply
+
+
+def test_the_readme_session_by_hand_is_what_the_harness_answers(harness: Path,
+                                                               core: Path) -> None:
+    lines, _ = _stdio([str(harness), "--library", str(core)])
+    try:
+        for request, expected in _readme_session():
+            lines.send(request.encode())
+            got = lines.reply()
+            assert _without_target_name(got) == _without_target_name(expected), request
+    finally:
+        lines.close()

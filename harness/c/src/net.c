@@ -12,6 +12,12 @@
 
 #ifdef _WIN32
 
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT 0x0600 /* WSAPoll: Windows Vista and later */
+#endif
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #ifdef _MSC_VER
@@ -35,10 +41,10 @@ static int os_poll(struct pollfd *fds, unsigned long count, int ms)
     return WSAPoll(fds, count, ms);
 }
 
-int net_set_send_timeout(net_socket socket, long ms)
+int net_set_send_timeout(net_socket sock, long ms)
 {
     DWORD value = (DWORD)ms;
-    return setsockopt((SOCKET)socket, SOL_SOCKET, SO_SNDTIMEO, (const char *)&value,
+    return setsockopt((SOCKET)sock, SOL_SOCKET, SO_SNDTIMEO, (const char *)&value,
                       sizeof value) == 0 ? 0 : -1;
 }
 
@@ -75,12 +81,12 @@ static int os_poll(struct pollfd *fds, unsigned long count, int ms)
     return ready;
 }
 
-int net_set_send_timeout(net_socket socket, long ms)
+int net_set_send_timeout(net_socket sock, long ms)
 {
     struct timeval value;
     value.tv_sec = ms / 1000;
     value.tv_usec = (ms % 1000) * 1000;
-    return setsockopt((int)socket, SOL_SOCKET, SO_SNDTIMEO, &value, sizeof value) == 0 ? 0 : -1;
+    return setsockopt((int)sock, SOL_SOCKET, SO_SNDTIMEO, &value, sizeof value) == 0 ? 0 : -1;
 }
 
 #endif
@@ -119,11 +125,11 @@ net_socket net_listen(const char *host, const char *port, char *err, size_t err_
     return (net_socket)listener;
 }
 
-int net_local_port(net_socket socket)
+int net_local_port(net_socket sock)
 {
     struct sockaddr_storage address;
     os_length length = (os_length)sizeof address;
-    if (getsockname((os_socket)socket, (struct sockaddr *)&address, &length) != 0)
+    if (getsockname((os_socket)sock, (struct sockaddr *)&address, &length) != 0)
         return -1;
     if (address.ss_family == AF_INET)
         return ntohs(((struct sockaddr_in *)&address)->sin_port);
@@ -138,18 +144,18 @@ net_socket net_accept(net_socket listener)
     return connection == OS_INVALID ? NET_INVALID : (net_socket)connection;
 }
 
-int net_set_nodelay(net_socket socket)
+int net_set_nodelay(net_socket sock)
 {
     int yes = 1;
-    return setsockopt((os_socket)socket, IPPROTO_TCP, TCP_NODELAY, (const char *)&yes,
+    return setsockopt((os_socket)sock, IPPROTO_TCP, TCP_NODELAY, (const char *)&yes,
                       sizeof yes) == 0 ? 0 : -1;
 }
 
-int net_wait_readable(net_socket socket, long ms)
+int net_wait_readable(net_socket sock, long ms)
 {
     struct pollfd entry;
     int ready;
-    entry.fd = (os_socket)socket;
+    entry.fd = (os_socket)sock;
     entry.events = POLLIN;
     entry.revents = 0;
     ready = os_poll(&entry, 1, ms < 0 ? -1 : (ms > 0x7fffffffL ? 0x7fffffff : (int)ms));
@@ -158,12 +164,12 @@ int net_wait_readable(net_socket socket, long ms)
     return ready > 0 ? 1 : 0;
 }
 
-long net_recv(net_socket socket, void *buffer, size_t size)
+long net_recv(net_socket sock, void *buffer, size_t size)
 {
     int chunk = size > 0x10000000u ? 0x10000000 : (int)size;
     long got;
     for (;;) {
-        got = (long)recv((os_socket)socket, (char *)buffer, chunk, 0);
+        got = (long)recv((os_socket)sock, (char *)buffer, chunk, 0);
 #ifndef _WIN32
         if (got < 0 && errno == EINTR)
             continue;
@@ -172,12 +178,12 @@ long net_recv(net_socket socket, void *buffer, size_t size)
     }
 }
 
-int net_send_all(net_socket socket, const void *buffer, size_t size)
+int net_send_all(net_socket sock, const void *buffer, size_t size)
 {
     const char *at = (const char *)buffer;
     while (size > 0) {
         int chunk = size > 0x10000000u ? 0x10000000 : (int)size;
-        long sent = (long)send((os_socket)socket, at, chunk, 0);
+        long sent = (long)send((os_socket)sock, at, chunk, 0);
 #ifndef _WIN32
         if (sent < 0 && errno == EINTR)
             continue;
@@ -190,5 +196,5 @@ int net_send_all(net_socket socket, const void *buffer, size_t size)
     return 0;
 }
 
-void net_shutdown_write(net_socket socket) { shutdown((os_socket)socket, SHUT_WR); }
-void net_close(net_socket socket) { os_close((os_socket)socket); }
+void net_shutdown_write(net_socket sock) { shutdown((os_socket)sock, SHUT_WR); }
+void net_close(net_socket sock) { os_close((os_socket)sock); }

@@ -19,25 +19,25 @@ int net_init(void);
  * with a message in err. */
 net_socket net_listen(const char *host, const char *port, char *err, size_t err_size);
 /* The port a socket is bound to, or -1. */
-int net_local_port(net_socket socket);
+int net_local_port(net_socket sock);
 /* The next connection (blocking), or NET_INVALID. */
 net_socket net_accept(net_socket listener);
 
 /* TCP_NODELAY: each reply leaves at once instead of waiting for an ACK (Nagle's algorithm
  * plus the peer's delayed ACK cost 40-200 ms a message). 0 on success. */
-int net_set_nodelay(net_socket socket);
+int net_set_nodelay(net_socket sock);
 /* A send that cannot proceed for `ms` milliseconds fails (a client that stopped reading). */
-int net_set_send_timeout(net_socket socket, long ms);
+int net_set_send_timeout(net_socket sock, long ms);
 
 /* 1 when readable (data or end of stream), 0 when `ms` passed first (ms < 0: no limit),
  * -1 on error. poll()/WSAPoll(), so descriptor numbers have no upper bound. */
-int net_wait_readable(net_socket socket, long ms);
+int net_wait_readable(net_socket sock, long ms);
 /* > 0 bytes, 0 at end of stream, -1 on error. */
-long net_recv(net_socket socket, void *buffer, size_t size);
+long net_recv(net_socket sock, void *buffer, size_t size);
 /* Sends all of buffer: one send() call unless the socket takes less. 0 on success. */
-int net_send_all(net_socket socket, const void *buffer, size_t size);
+int net_send_all(net_socket sock, const void *buffer, size_t size);
 /* No more sends (the peer reads end of stream after what was sent). */
-void net_shutdown_write(net_socket socket);
-void net_close(net_socket socket);
+void net_shutdown_write(net_socket sock);
+void net_close(net_socket sock);
 
 #endif
