@@ -9,7 +9,9 @@ import it: a target must not share code with the suite or the spec). Underneath:
 - :mod:`adapters.sim.mdl` MDL validation and the sub-buffer -> GPA ranges rules;
 - :mod:`adapters.sim.send` the send call's decisions, in order;
 - :mod:`adapters.sim.channel` channels, packet objects, the FIFO queue, completions;
-- :mod:`adapters.sim.bugs` named defects for the suite's detection self-test.
+- :mod:`adapters.sim.bugs` named defects for the suite's detection self-test;
+- :mod:`adapters.sim.readings` switches to follow another option of a reading of the
+  documentation (``SimTarget(readings={"A5": "b"})``), each a correct implementation of it.
 
 Handles are small ints, channels and packets drawn from one counter so that a packet handle
 passed as a channel (or the reverse) is caught. A handle the target never issued raises
@@ -18,7 +20,7 @@ ValueError: that is the suite's mistake, not a call the target should answer wit
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from adapters.sim.bugs import BUGS, check_bugs
 from adapters.sim.channel import (
@@ -30,23 +32,36 @@ from adapters.sim.channel import (
     PacketState,
 )
 from adapters.sim.consts import U32_MAX
+from adapters.sim.readings import READINGS, SIM_DEFAULTS, UNSAFE, check_readings
 from adapters.sim.ring import Ring
 from adapters.sim.send import send_with_external_mdl
 
-__all__ = ["BUGS", "SimTarget"]
+__all__ = ["BUGS", "READINGS", "SIM_DEFAULTS", "UNSAFE", "SimTarget"]
+
+_CAPABILITIES = frozenset({"ring-bytes", "robust-contract-violations", "reads-buffer-late"})
 
 
 class SimTarget:
     """The simulator. ``SimTarget(bugs={"wrap32"})`` is a deliberately broken variant; see
-    :data:`adapters.sim.bugs.BUGS` for every switch. The default has none."""
+    :data:`adapters.sim.bugs.BUGS` for every switch. The default has none.
+    ``SimTarget(readings={"A5": "b"})`` follows another option of a reading of the
+    documentation, correctly; see :data:`adapters.sim.readings.READINGS`. Both may be given:
+    the name shows them all, ``sim[wrap32,A5=b]``."""
 
     name = "sim"
-    capabilities = frozenset({"ring-bytes", "robust-contract-violations", "reads-buffer-late"})
+    capabilities = _CAPABILITIES
 
-    def __init__(self, bugs: Iterable[str] = frozenset()) -> None:
+    def __init__(
+        self, bugs: Iterable[str] = frozenset(), readings: Mapping[str, str] | None = None
+    ) -> None:
         self.bugs = check_bugs(bugs)
-        if self.bugs:
-            self.name = "sim[" + ",".join(sorted(self.bugs)) + "]"
+        self.readings = check_readings(readings)
+        switches = [*sorted(self.bugs), *self.readings.labels]
+        if switches:
+            self.name = "sim[" + ",".join(switches) + "]"
+        if self.readings["A11"] == "at-call":
+            # The buffer is never read after the call: nothing for the suite to exercise.
+            self.capabilities = _CAPABILITIES - {"reads-buffer-late"}
         self._channels: dict[int, Channel] = {}
         self._packets: dict[int, Packet] = {}
         self._completions: list[tuple[int, int, bytes]] = []
@@ -58,7 +73,7 @@ class SimTarget:
         self.contract_violations = 0
 
     def __repr__(self) -> str:
-        return f"SimTarget(bugs={sorted(self.bugs)!r})"
+        return f"SimTarget(bugs={sorted(self.bugs)!r}, readings={dict(self.readings.chosen)!r})"
 
     # -- handles ------------------------------------------------------------------------------
 
@@ -87,7 +102,7 @@ class SimTarget:
     def create_channel(self, ring_data_size: int) -> int:
         ring = Ring(ring_data_size, full_is_allowed="ring-full" in self.bugs)
         handle = self._handle()
-        self._channels[handle] = Channel(handle, ring, self._record, self.bugs)
+        self._channels[handle] = Channel(handle, ring, self._record, self.bugs, self.readings)
         return handle
 
     def open_channel(self, channel: int) -> None:
@@ -132,6 +147,7 @@ class SimTarget:
             mdl_length,
             flags,
             self.bugs,
+            self.readings,
         )
         self.last_rejection = outcome.reason
         return outcome.status
@@ -184,4 +200,10 @@ SimTarget.__doc__ = (
     (SimTarget.__doc__ or "")
     + "\n\n    Bug switches:\n\n"
     + "\n".join(f"    - ``{name}``: {what}" for name, what in BUGS.items())
+    + "\n\n    Reading switches (``readings={READING: OPTION}``; without one, SIM_DEFAULTS):\n\n"
+    + "\n".join(
+        f"    - ``{reading}={option}``: {what}"
+        for reading, options in READINGS.items()
+        for option, what in options.items()
+    )
 )

@@ -35,6 +35,17 @@ assertions and its ring always decodes:
   by id, so the later packet taken replaces the earlier one there: a completion of that id
   completes the later packet, and the earlier one stays TAKEN for good (never completed, not
   cancelled at disable, as a real driver that lost it).
+
+Two reading switches of :mod:`adapters.sim.readings` live here:
+
+- A4 (b): a packet sent without WAIT_FOR_COMPLETION (its layout asks for no completion)
+  completes when it is written: IN_RING --done--> COMPLETED, one completion-routine call with
+  STATUS_SUCCESS, and the packet object is free to be sent again at once. Its bytes are still
+  in the ring, so the channel keeps a *detached* copy of the transaction there
+  (:attr:`Packet.detached`) that the host takes and may complete like any other; a detached
+  transaction's completion or cancellation calls nobody. Its id stays in use until then, so a
+  host completion can never reach another transaction.
+- A12 (any-error): disable cancels with STATUS_UNSUCCESSFUL instead of STATUS_CANCELLED.
 """
 
 from __future__ import annotations
@@ -44,7 +55,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from adapters.sim.consts import STATUS_CANCELLED, TRAILER_SIZE, U64_MAX
+from adapters.sim.consts import (
+    STATUS_CANCELLED,
+    STATUS_SUCCESS,
+    STATUS_UNSUCCESSFUL,
+    TRAILER_SIZE,
+    U64_MAX,
+)
+from adapters.sim.readings import Readings
 from adapters.sim.ring import Ring, RingCorrupt
 from adapters.sim.wire import PacketLayout
 
@@ -69,7 +87,7 @@ _S = PacketState
 TRANSITIONS: dict[PacketState, dict[str, PacketState]] = {
     _S.IDLE: {"queue": _S.QUEUED, "write": _S.IN_RING, "free": _S.FREED},
     _S.QUEUED: {"write": _S.IN_RING, "cancel": _S.COMPLETED},
-    _S.IN_RING: {"take": _S.TAKEN, "cancel": _S.COMPLETED},
+    _S.IN_RING: {"take": _S.TAKEN, "cancel": _S.COMPLETED, "done": _S.COMPLETED},
     _S.TAKEN: {"complete": _S.COMPLETED, "cancel": _S.COMPLETED},
     _S.COMPLETED: {"queue": _S.QUEUED, "write": _S.IN_RING, "free": _S.FREED},
     _S.FREED: {},
@@ -97,6 +115,9 @@ class Packet:
     late_buffer: bytearray | None = None
     #: BUG busy-free-honoured: freed while in the ring or taken; its completion calls nobody.
     freed_while_busy: bool = False
+    #: Reading A4 (b): the ring's copy of a transaction that completed when it was written;
+    #: not a packet object of the caller, and its completion calls nobody.
+    detached: bool = False
 
     def move(self, event: str) -> None:
         try:
@@ -123,6 +144,7 @@ class Channel:
     ring: Ring
     on_complete: CompletionSink
     bugs: frozenset[str] = frozenset()
+    readings: Readings = field(default_factory=Readings)
     state: ChannelState = ChannelState.NOT_OPEN
     queue: deque[Packet] = field(default_factory=deque)
     in_ring: deque[Packet] = field(default_factory=deque)
@@ -142,7 +164,8 @@ class Channel:
         self.pump()
 
     def disable(self) -> None:
-        """Close for good: each outstanding packet gets one STATUS_CANCELLED completion."""
+        """Close for good: each outstanding packet gets one completion, STATUS_CANCELLED
+        (STATUS_UNSUCCESSFUL with reading A12 any-error)."""
         if self.state is ChannelState.DISABLED:
             return
         self.state = ChannelState.DISABLED
@@ -155,8 +178,9 @@ class Channel:
         self.in_ring.clear()
         self.taken.clear()
         self.ring.pending_send_size = 0
+        status = STATUS_UNSUCCESSFUL if self.readings["A12"] == "any-error" else STATUS_CANCELLED
         for packet in outstanding:
-            self._complete(packet, "cancel", STATUS_CANCELLED, b"")
+            self._complete(packet, "cancel", status, b"")
         stale, self.stale = self.stale, []
         for handle in stale:
             # BUG completion-left-outstanding: "cancels" a transaction that already completed.
@@ -223,7 +247,23 @@ class Channel:
         self.ring.write(packet.layout.encode(packet.transaction_id, payload))
         packet.move("write")
         packet.late_buffer = None
-        self.in_ring.append(packet)
+        if packet.layout.completion_requested:
+            self.in_ring.append(packet)
+            return
+        # Reading A4 (b): no completion asked for; the transaction is over once in the ring.
+        self.in_ring.append(
+            Packet(
+                packet.handle,
+                self,
+                PacketState.IN_RING,
+                packet.transaction_id,
+                packet.layout,
+                detached=True,
+            )
+        )
+        packet.move("done")
+        _forget_send(packet)
+        self.on_complete(packet.handle, STATUS_SUCCESS, b"")
 
     def pump(self) -> None:
         """Write queued packets, in order, while the channel is open and the head fits."""
@@ -276,12 +316,14 @@ class Channel:
             self.stray_completions += 1
             return
         self._complete(packet, "complete", status, data)
-        if "completion-left-outstanding" in self.bugs:
+        if "completion-left-outstanding" in self.bugs and not packet.detached:
             self.stale.append(packet.handle)  # BUG: never unlinked from the pending list.
 
     def _complete(self, packet: Packet, event: str, status: int, data: bytes) -> None:
         packet.move(event)
         _forget_send(packet)
+        if packet.detached:
+            return  # reading A4 (b): completed when written; nobody to call now.
         if packet.freed_while_busy:
             # BUG busy-free-honoured: the packet was freed under the transaction; nobody to call.
             packet.freed_while_busy = False

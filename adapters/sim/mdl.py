@@ -16,12 +16,19 @@ turning a sub-buffer of it into ranges:
 Every bound is checked in unbounded Python ints: ``MdlOffset + MdlLength`` may exceed 2^32 and
 must then be rejected, not wrapped (the ``wrap32`` bug switch shows what wrapping does).
 
-What it does not know: packets, rings and channels. It either returns ranges or raises
-:class:`Rejected` with the reason.
+Those are the default options. The reading switches of :mod:`adapters.sim.readings` change
+them here, each at one place: the origin of MdlOffset (A2 b, :func:`_from_described_start`),
+what MdlLength 0 resolves to (A1, :func:`_resolve_length`), a resolved length of 0 (A9,
+:func:`_nothing_to_send`), the FORCE_MDL_LENGTH bound (A3, :func:`_forced_bound`, and the clamp
+of A3 c) and which MDLs of a chain the sub-buffer applies to (A5, :func:`_split_chain`).
+
+What it does not know: packets, rings and channels. It either returns ranges (none at all for
+A9 no-range) or raises :class:`Rejected` with the reason.
 
 The bug switches of :mod:`adapters.sim.bugs` that live here are marked ``BUG:``. Some of them
 make the code ask for a PFN the MDL does not have; C would read past the array, the simulator
-returns :data:`POISON_PFN` so the damage is visible on the wire instead of crashing.
+returns :data:`POISON_PFN` so the damage is visible on the wire instead of crashing. The
+unsafe reading options A3 (b) and (d) reach past the array the same way, on purpose.
 """
 
 from __future__ import annotations
@@ -29,8 +36,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adapters.sim.consts import PAGE_MASK, PAGE_SHIFT, PAGE_SIZE, U32_MAX, U64_MAX
+from adapters.sim.consts import (
+    MAX_PACKET_SIZE,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PFN_SIZE,
+    U32_MAX,
+    U64_MAX,
+)
+from adapters.sim.readings import Readings
 from adapters.sim.wire import GpaRange
+
+#: No range naming more PFNs than this can fit in a packet (length8 is a u16 of 8-byte units).
+MAX_RANGE_PFNS = MAX_PACKET_SIZE // PFN_SIZE
+
+DEFAULT_READINGS = Readings()
 
 #: What a buggy variant puts on the wire when it reads a PFN past an MDL's array.
 POISON_PFN = 0xBAD0BAD0BAD
@@ -72,6 +93,10 @@ class Mdl:
         start = self.byte_offset + k
         byte_offset = start & PAGE_MASK
         first_page = start >> PAGE_SHIFT
+        pages = span_pages(byte_offset, count)
+        if pages > MAX_RANGE_PFNS:
+            # Only an unsafe reading (A3 d) asks for this much: never build the array.
+            raise Rejected(f"a range of {pages} PFNs can never fit a packet (reading A13)")
         if "range-per-page" in bugs and count > 0:
             # BUG: one range per page instead of one per MDL.
             pieces = []
@@ -137,34 +162,100 @@ def _end(mdl_offset: int, length: int, bugs: frozenset[str]) -> int:
 
 
 def resolve(
-    raw_chain: object, mdl_offset: int, mdl_length: int, force: bool, bugs: frozenset[str]
+    raw_chain: object,
+    mdl_offset: int,
+    mdl_length: int,
+    force: bool,
+    bugs: frozenset[str],
+    readings: Readings = DEFAULT_READINGS,
 ) -> tuple[GpaRange, ...]:
-    """The ranges for the sub-buffer, or Rejected."""
+    """The ranges for the sub-buffer, or Rejected. An empty tuple means no external data at
+    all (reading A9 no-range): the caller sends an in-band packet."""
+    first = _first(raw_chain)
     if force:
-        return _resolve_force(parse_mdl(_first(raw_chain), 0), mdl_offset, mdl_length, bugs)
-    _first(raw_chain)
-    assert isinstance(raw_chain, Sequence)
-    chain = [parse_mdl(raw, i) for i, raw in enumerate(raw_chain)]
-    return _resolve_chain(chain, mdl_offset, mdl_length, bugs)
+        chain = [parse_mdl(first, 0)]  # the rest of the chain is not even looked at
+    else:
+        assert isinstance(raw_chain, Sequence)
+        chain = [parse_mdl(raw, i) for i, raw in enumerate(raw_chain)]
+    offset = _from_described_start(chain[0], mdl_offset, readings)
+    if force:
+        return _resolve_force(chain[0], offset, mdl_length, bugs, readings)
+    return _resolve_chain(chain, offset, mdl_length, bugs, readings)
+
+
+def _from_described_start(first: Mdl, mdl_offset: int, readings: Readings) -> int:
+    """MdlOffset counted from byte 0 of ByteCount, whatever origin the caller counted from.
+
+    Reading A2 (b): MdlOffset counts from StartVa, the start of the first MDL's first page, so
+    the data begins at MdlOffset ByteOffset. Only the origin moves: the bytes a range may
+    cover are still those the MDL describes, so an offset before ByteOffset is rejected and
+    every later rule sees the offset from the data's first byte."""
+    if readings["A2"] != "b":
+        return mdl_offset
+    if mdl_offset < first.byte_offset:
+        raise Rejected(
+            f"MdlOffset {mdl_offset:#x} from StartVa is before ByteOffset {first.byte_offset:#x}, "
+            "the first byte the MDL describes (reading A2 b)"
+        )
+    return mdl_offset - first.byte_offset
+
+
+def _resolve_length(mdl_offset: int, mdl_length: int, whole: int, readings: Readings) -> int:
+    """MdlLength, with 0 ("Use 0 for the entire MDL") replaced as reading A1 says; ``whole`` is
+    what "the entire MDL" is for this call. Rejected when 0 cannot be resolved at all."""
+    if mdl_length != 0:
+        return mdl_length
+    option = readings["A1"]
+    if option == "b":
+        return whole  # ByteCount bytes from MdlOffset: the bound check decides.
+    if option == "c" and mdl_offset != 0:
+        raise Rejected(
+            f"MdlLength 0 asks for the entire MDL, and MdlOffset is {mdl_offset:#x}, not 0 "
+            "(reading A1 c)"
+        )
+    if mdl_offset > whole:
+        raise Rejected(f"MdlOffset {mdl_offset:#x} is past the {whole:#x} bytes described")
+    return whole - mdl_offset
+
+
+def _nothing_to_send(
+    used: list[Mdl], mdl_offset: int, whole: int, bugs: frozenset[str], readings: Readings
+) -> tuple[GpaRange, ...]:
+    """The sub-buffer resolved to 0 bytes (reading A9)."""
+    if mdl_offset > whole:
+        raise Rejected(f"MdlOffset {mdl_offset:#x} is past the {whole:#x} bytes described")
+    if "zero-length-range" in bugs:
+        return _empty_range_in_chain(used, mdl_offset, bugs)  # BUG: emit the empty range.
+    if readings["A9"] == "no-range":
+        return ()  # reading A9 (no-range): a packet without external data.
+    raise Rejected("the resolved external length is 0 (reading A9)")
+
+
+def _forced_bound(first: Mdl, option: str) -> int | None:
+    """What MdlOffset + length may not exceed under FORCE_MDL_LENGTH (reading A3); None: no
+    bound at all (d)."""
+    if option == "b":
+        return round_to_pages(first.byte_count)  # unsafe: ignores ByteOffset
+    if option == "d":
+        return None  # unsafe: not enforced
+    return round_to_pages(first.byte_offset + first.byte_count) - first.byte_offset
 
 
 def _resolve_force(
-    first: Mdl, mdl_offset: int, mdl_length: int, bugs: frozenset[str]
+    first: Mdl, mdl_offset: int, mdl_length: int, bugs: frozenset[str], readings: Readings
 ) -> tuple[GpaRange, ...]:
+    option = readings["A3"]
     if "force-ignores-byteoffset" in bugs:
-        limit = round_to_pages(first.byte_count)  # BUG: reading A3 (b).
-    else:
-        limit = round_to_pages(first.byte_offset + first.byte_count) - first.byte_offset
-    length = mdl_length if mdl_length != 0 else first.byte_count - mdl_offset
-    if length < 0:
-        raise Rejected(f"MdlOffset {mdl_offset:#x} is past ByteCount {first.byte_count:#x}")
+        option = "b"  # BUG: reading A3 (b) where the simulator claims (a).
+    limit = _forced_bound(first, option)
+    length = _resolve_length(mdl_offset, mdl_length, first.byte_count, readings)
+    if option == "c" and limit is not None:
+        # Reading A3 (c): a length past the bound is cut to it, silently.
+        length = min(length, max(limit - mdl_offset, 0))
     if length == 0:
-        if "zero-length-range" not in bugs:
-            raise Rejected("the resolved external length is 0 (reading A9)")
-        # BUG: emit the empty range.
-        return tuple(first.range_at(mdl_offset, 0, bugs))
+        return _nothing_to_send([first], mdl_offset, first.byte_count, bugs, readings)
     end = _end(mdl_offset, length, bugs)
-    if end > limit:
+    if limit is not None and end > limit:
         raise Rejected(
             f"MdlOffset {mdl_offset:#x} + length {length:#x} = {mdl_offset + length:#x} exceeds "
             f"the FORCE_MDL_LENGTH bound {limit:#x}"
@@ -172,17 +263,27 @@ def _resolve_force(
     return tuple(first.range_at(mdl_offset, length, bugs))
 
 
+def _split_chain(chain: list[Mdl], readings: Readings) -> tuple[list[Mdl], list[Mdl]]:
+    """(the MDLs MdlOffset and MdlLength apply to, the MDLs sent whole after them): reading
+    A5 for a chain without FORCE_MDL_LENGTH."""
+    option = readings["A5"]
+    if len(chain) == 1 or option == "a":
+        return chain, []
+    if option == "b":
+        return chain[:1], chain[1:]
+    return chain[:1], []
+
+
 def _resolve_chain(
-    chain: list[Mdl], mdl_offset: int, mdl_length: int, bugs: frozenset[str]
+    chain: list[Mdl], mdl_offset: int, mdl_length: int, bugs: frozenset[str], readings: Readings
 ) -> tuple[GpaRange, ...]:
-    total = sum(mdl.byte_count for mdl in chain)
-    length = mdl_length if mdl_length != 0 else total - mdl_offset
-    if length < 0:
-        raise Rejected(f"MdlOffset {mdl_offset:#x} is past the chain's {total:#x} bytes")
+    used, whole_mdls = _split_chain(chain, readings)
+    total = sum(mdl.byte_count for mdl in used)
+    # Reading A1 (d): "the entire MDL" is the first MDL, even without FORCE_MDL_LENGTH.
+    whole = used[0].byte_count if readings["A1"] == "d" else total
+    length = _resolve_length(mdl_offset, mdl_length, whole, readings)
     if length == 0:
-        if "zero-length-range" not in bugs:
-            raise Rejected("the resolved external length is 0 (reading A9)")
-        return _empty_range_in_chain(chain, mdl_offset, bugs)
+        return _nothing_to_send(used, mdl_offset, whole, bugs, readings)
     end = _end(mdl_offset, length, bugs)
     if end > total:
         raise Rejected(
@@ -192,11 +293,14 @@ def _resolve_chain(
     ranges: list[GpaRange] = []
     start, stop = mdl_offset, mdl_offset + length
     base = 0
-    for mdl in chain:
+    for mdl in used:
         low, high = max(start, base), min(stop, base + mdl.byte_count)
         if low < high:
             ranges.extend(mdl.range_at(low - base, high - low, bugs))
         base += mdl.byte_count
+    for mdl in whole_mdls:
+        if mdl.byte_count:  # reading A5 (b): the rest of the chain, each MDL whole
+            ranges.extend(mdl.range_at(0, mdl.byte_count, bugs))
     return tuple(ranges)
 
 

@@ -76,10 +76,14 @@ class PacketLayout:
 
     ``ranges`` is None for an in-band packet (type 6, no GPA-direct header). Built at the call
     so that the never-fits rule can be decided before anything is accepted.
+    ``completion_requested`` is the descriptor's flag bit 0; it is clear only for a send
+    without WAIT_FOR_COMPLETION accepted under reading A4 (b): such a packet completes when it
+    is written, and asks the host for nothing.
     """
 
     ranges: tuple[GpaRange, ...] | None
     payload_length: int
+    completion_requested: bool = True
 
     @property
     def header_size(self) -> int:
@@ -106,7 +110,7 @@ class PacketLayout:
             u16("type", packet_type),
             u16("data_offset8", header_size // 8),
             u16("length8", total // 8),
-            u16("flags", PACKET_FLAG_COMPLETION_REQUESTED),
+            u16("flags", PACKET_FLAG_COMPLETION_REQUESTED if self.completion_requested else 0),
             u64("transaction_id", transaction_id),
         ]
         if self.ranges is not None:
