@@ -252,10 +252,13 @@ def _unreachable_reason(detail: str, after: Failure | None, where: str) -> str:
     return f"agent unreachable in {_where(where)}: {detail}"
 
 
-class _Unreachable(BaseException):
-    """The target became unreachable during the stateful run. A BaseException, so that it
-    goes through Hypothesis at once: as an ordinary exception it would be shrunk as a failure,
-    one unreachable example after another."""
+class _Unreachable(KeyboardInterrupt):
+    """The target became unreachable during the stateful run: the run stops, as at Ctrl-C.
+    A KeyboardInterrupt, the one exception Hypothesis's engine lets through at once: an
+    ordinary exception would be taken as a failure and re-run (one unreachable example after
+    another). When Hypothesis re-runs a failing example to report it, an example cut short
+    comes out as a Flaky error instead; the runner then goes by what :class:`_StatefulWatch`
+    saw. Caught by the runner before its handler of Ctrl-C."""
 
     def __init__(self, raised: TargetRaised) -> None:
         super().__init__(str(raised))
@@ -400,6 +403,8 @@ class _StatefulWatch:
         self.state = state
         self.first_fault: TargetRaised | None = None
         self.failing_log: list[Step] | None = None
+        #: The fault that said the target is unreachable, once one did.
+        self.unreachable: TargetRaised | None = None
 
     def target(self, factory: TargetFactory) -> GuardedTarget:
         """A fresh target for one example, whose faults this watch sees."""
@@ -410,6 +415,7 @@ class _StatefulWatch:
 
     def on_raise(self, raised: TargetRaised) -> None:
         if raised.kind == "unreachable":
+            self.unreachable = raised
             raise _Unreachable(raised)
         if self.first_fault is None and not self.state.shrinking:
             self.first_fault = raised
@@ -433,11 +439,16 @@ def _run_stateful(
     watch = _StatefulWatch(state)
     machine = build_machine(lambda: watch.target(factory), profile, state)
     try:
-        with fixed_generation() as reproducible:
-            report.reproducible = reproducible
-            _run_batches(machine, state, examples, steps_per_example, seed)
-    except _Unreachable as unreachable:
-        _stateful_cut_short(report, watch, unreachable.raised, examples)
+        try:
+            with fixed_generation() as reproducible:
+                report.reproducible = reproducible
+                _run_batches(machine, state, examples, steps_per_example, seed)
+        except (_Unreachable, Exception):
+            if watch.unreachable is None:
+                raise
+            # However Hypothesis passed it on (itself, or as Flaky when it cut short the
+            # re-run of a failing example), the target is gone: the run stops here.
+            _stateful_cut_short(report, watch, watch.unreachable, examples)
     except Flaky as error:
         report.failures.append(
             Failure("stateful", ("SEED-RETURN",), f"the target is not deterministic: "
@@ -490,6 +501,7 @@ def _stateful_cut_short(
                        "are the failing example's; replay them to see the failure")
         after = Failure("stateful", requirements, message, steps, kind)
         report.failures.append(after)
+        report.not_run.append("the minimisation of the stateful run's failure")
         if state.failed_at:
             report.shrink_seconds = round(time.perf_counter() - state.failed_at, 3)
     else:
