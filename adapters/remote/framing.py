@@ -19,6 +19,10 @@ limit); past it the call raises :class:`FrameTimeout`. The other failures are
 the caller's business: :meth:`MessageStream.read_line` returns the raw bytes of one line
 (:func:`adapters.remote.protocol.decode_message` reads it within bounds).
 
+Each message is written as one buffer (:meth:`MessageStream.write_line`); TCP connections
+should also set ``TCP_NODELAY`` (the client and the reference agent do): see
+``docs/remote-protocol.md`` on why a message written in pieces costs tens of milliseconds.
+
 Waiting uses :mod:`selectors` (``poll`` where there is one), not ``select()``, whose
 descriptor sets end at 1,023: an agent with many connections, or a client in a process with
 many open files, would otherwise fail with "filedescriptor out of range in select()".
@@ -138,7 +142,11 @@ class MessageStream:
             return
 
     def write_line(self, data: bytes, deadline: float | None = None) -> None:
-        """Writes ``data`` and a line feed; ``data`` must not contain one."""
+        """Writes ``data`` and a line feed; ``data`` must not contain one. The message and its
+        line feed go out as one buffer, in one ``send`` when the socket's buffer takes it
+        (more only for a message larger than that buffer): a message written in pieces
+        waits, on TCP without ``TCP_NODELAY``, for the ACK of its first piece (Nagle), which
+        the other side delays (tens of milliseconds a message)."""
         if b"\n" in data:
             raise ValueError("a framed message cannot contain a raw line feed")
         if len(data) > self.max_bytes:
