@@ -9,6 +9,7 @@ the harness answers it with the hang error and keeps serving, on stdio and over 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from adapters.rust.build import RustBuildError, build_library, library_path
 
@@ -310,6 +312,44 @@ def test_integers_are_held_exactly_to_u64(harness: Path, core: Path) -> None:
         assert lines.reply()["id"] == huge
     finally:
         lines.close()
+
+
+def _load_campaign() -> Any:
+    name = "vmbspec_harness_malformed"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, HERE / "malformed_harness.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+campaign = _load_campaign()
+CAMPAIGN = settings(max_examples=250, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.parametrize("transport", ["stdio", "tcp"])
+def test_every_generated_malformed_request_gets_a_clean_reply(harness: Path, core: Path,
+                                                             transport: str) -> None:
+    """The remote protocol's malformed-request generators (tests/remote/malformed_inputs.py)
+    against the C harness: well-formed replies, no internal error, and it goes on serving.
+    ``bench/bench_harness.py --malformed N`` runs the same for 10,000 inputs and more."""
+    live = campaign.HarnessUnderTest(harness, core, transport)
+    requests = campaign.load_generators().requests
+
+    @CAMPAIGN
+    @given(requests)
+    def one(line: bytes) -> None:
+        live.exchange(line)
+
+    try:
+        one()
+    finally:
+        live.close()
+    assert live.sent >= 250
 
 
 # -- a driver call that never returns -------------------------------------------------------

@@ -254,6 +254,17 @@ static void serve_connection(void *raw)
     sys_mutex_unlock(count_mutex);
 }
 
+/* Reads and drops what a refused connection already sent, without waiting: closing a socket
+ * with unread data resets it, and the client could lose the refusal before reading it. */
+static void drop_what_came(net_socket connection)
+{
+    char scrap[4096];
+    int rounds;
+    for (rounds = 0; rounds < 16 && net_wait_readable(connection, 0) == 1; rounds++)
+        if (net_recv(connection, scrap, sizeof scrap) <= 0)
+            break;
+}
+
 static int split_address(const char *listen, char *host, size_t host_size, const char **port)
 {
     const char *rest, *colon;
@@ -333,6 +344,7 @@ static int serve_tcp(const char *listen)
             net_set_send_timeout(connection, 1000);
             say_goodbye(connection, -32005, text, data);
             net_shutdown_write(connection);
+            drop_what_came(connection);
             net_close(connection);
             continue;
         }
