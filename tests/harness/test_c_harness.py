@@ -273,6 +273,7 @@ def test_malformed_lines_get_the_documented_errors_and_the_harness_keeps_serving
     try:
         # Before initialize: a target method is -32001, and nothing else is broken by it.
         assert lines.call(1, "completions")["error"]["code"] == -32001
+        assert lines.call(2, "reset", [])["error"]["code"] == -32001  # before its params
         _initialize(lines)
         for index, (line, code, null_id) in enumerate(MALFORMED):
             lines.send(line)

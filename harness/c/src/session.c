@@ -1049,18 +1049,20 @@ static int dispatch(session *s, const json_value *name, const json_value *params
     size_t i;
     if (json_is_string(name, "initialize"))
         return initialize(s, params, result, e);
-    if (json_is_string(name, "reset") || json_is_string(name, "shutdown")) {
-        const char *which = name->u.str.chars;
-        if (named_params(which, params, NULL, 0, 0, NULL, e) != 0)
+    if (json_is_string(name, "shutdown")) {
+        if (named_params("shutdown", params, NULL, 0, 0, NULL, e) != 0)
             return -1;
-        if (json_is_string(name, "shutdown")) {
-            s->closing = 1;
-            close_target(s);
-            jbuf_adds(result, "null");
-            return 0;
-        }
+        s->closing = 1;
+        close_target(s);
+        jbuf_adds(result, "null");
+        return 0;
+    }
+    if (json_is_string(name, "reset")) {
+        /* the page's order: initialize first (-32001), then the params (-32602) */
         if (!s->initialized)
             return fail(e, NOT_INITIALIZED, "call initialize first");
+        if (named_params("reset", params, NULL, 0, 0, NULL, e) != 0)
+            return -1;
         if (new_target(s, e) != 0)
             return -1;
         jbuf_addc(result, '{');
