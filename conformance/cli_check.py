@@ -100,7 +100,7 @@ def _print_results(report: Any, target: str) -> None:
     print(report.summary())
     for number, failure in enumerate(report.failures, start=1):
         print(f"\nFAILURE {number} ({failure.kind}, {failure.source}): "
-              f"[{', '.join(failure.requirements)}]")
+              f"[{failure.blamed()}]")
         print(f"  {failure.message}")
         print("  minimal steps:")
         for index, step in enumerate(failure.steps, start=1):
@@ -217,7 +217,7 @@ def run_replay(args: argparse.Namespace) -> int:
         return 0
     failure = result.failure
     print(f"FAIL at step {result.steps_run} ({failure.kind}): "
-          f"[{', '.join(failure.requirements)}] {failure.message}")
+          f"[{failure.blamed()}] {failure.message}")
     return 1
 
 

@@ -91,6 +91,11 @@ class Failure:
     #: Where ``vmbspec check`` saved the steps (set by the command line, else None).
     replay_file: str | None = None
 
+    def blamed(self) -> str:
+        """The requirements it breaks, as a line says them (a harness's protocol error, or a
+        target gone, breaks none)."""
+        return ", ".join(self.requirements) or "no requirement"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -187,7 +192,7 @@ class ConformanceReport:
         for number, failure in enumerate(self.failures, start=1):
             where = f" (replay: {failure.replay_file})" if failure.replay_file else ""
             lines.append(
-                f"  failure {number} [{', '.join(failure.requirements)}] {failure.kind}, "
+                f"  failure {number} [{failure.blamed()}] {failure.kind}, "
                 f"{failure.source}, {len(failure.steps)} steps: {failure.message}{where}"
             )
         for problem in self.problems:
