@@ -131,9 +131,9 @@ _PROTOCOL_CODES = {
     protocol.INVALID_REQUEST: "the client sends JSON-RPC 2.0 requests as the page shows them",
     protocol.METHOD_NOT_FOUND: "an agent serves every target method of the page (ring_bytes "
     "only with the capability ring-bytes)",
-    protocol.INVALID_PARAMS: "the client passes only handles the agent issued since the last "
-    "reset (a freed packet's handle stays valid: the driver answers for it) and values the "
-    "page allows",
+    protocol.INVALID_PARAMS: "the client sends each method the params the page lists, with "
+    "values it allows, and only handles the agent issued since the last reset (a freed "
+    "packet's handle stays valid: the driver answers for it)",
     protocol.NOT_INITIALIZED: "the client sent initialize (or reset) first: the agent lost "
     "the session",
     protocol.MESSAGE_TOO_LARGE: "an agent's max_message_bytes must hold the suite's largest "
