@@ -153,16 +153,35 @@ class PacketModel:
 
 
 @dataclass
+class Transmission:
+    """One accepted send of a packet, from the call to its completion. A packet object can
+    have two at once: under READ-A4 (b) a send without WAIT_FOR_COMPLETION completes when it
+    is written, and the packet may be sent again while the first is still in the ring."""
+
+    packet: int
+    expected: Accepted
+    #: The caller's buffer (it may change later: READ-A11) and its bytes when written.
+    buffer: bytearray | None = None
+    written_bytes: bytes | None = None
+    #: Completed when written (READ-A4 (b)): the host's completion then calls nothing.
+    completed_early: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.expected.total
+
+
+@dataclass
 class ChannelModel:
     index: int
     handle: int
     data_size: int
     state: ChannelState = ChannelState.NOT_OPEN
-    #: Packets written to the ring and not yet taken by the host, oldest first, with sizes.
-    ring: collections.deque[tuple[int, int]] = field(default_factory=collections.deque)
-    queue: collections.deque[int] = field(default_factory=collections.deque)
-    #: transaction id -> packet index, for packets the host has taken and not completed.
-    taken: dict[int, int] = field(default_factory=dict)
+    #: Transmissions written to the ring and not yet taken by the host, oldest first.
+    ring: collections.deque[Transmission] = field(default_factory=collections.deque)
+    queue: collections.deque[Transmission] = field(default_factory=collections.deque)
+    #: transaction id -> transmission, for those the host has taken and not completed.
+    taken: dict[int, Transmission] = field(default_factory=dict)
     #: Bytes of the data area in use: the packets in ``ring`` and their trailers.
     used: int = 0
 
@@ -170,14 +189,14 @@ class ChannelModel:
     def free(self) -> int:
         return self.data_size - self.used
 
-    def write(self, packet: int, total: int) -> None:
-        self.ring.append((packet, total))
-        self.used += total + RING_TRAILER_SIZE
+    def write(self, transmission: Transmission) -> None:
+        self.ring.append(transmission)
+        self.used += transmission.total + RING_TRAILER_SIZE
 
-    def take(self) -> tuple[int, int]:
-        packet, total = self.ring.popleft()
-        self.used -= total + RING_TRAILER_SIZE
-        return packet, total
+    def take(self) -> Transmission:
+        transmission = self.ring.popleft()
+        self.used -= transmission.total + RING_TRAILER_SIZE
+        return transmission
 
     def discard(self) -> None:
         self.ring.clear()
@@ -328,8 +347,7 @@ class Driver:
                          lambda: step_channel(channel.state, ChannelEvent.OPEN))
         self._move_channel(channel, ChannelEvent.OPEN)
         self.target.open_channel(channel.handle)
-        self._flush(channel)
-        self._expect_completions({})
+        self._expect_completions({}, self._flush(channel))
 
     def _disable(self, step: Step) -> None:
         channel = self._channel(step.get("channel"))
@@ -341,6 +359,8 @@ class Driver:
             p for p in self.packets
             if p.channel == channel.index and p.state in (PacketState.QUEUED, PacketState.IN_RING)
         ]
+        # A packet completed when written (READ-A4 (b)) whose bytes are still in the ring is
+        # not outstanding: it is COMPLETED, and gets no cancellation.
         calls = self.target.completions()
         self._check_cancellations(outstanding, calls)
         for packet in outstanding:
@@ -504,32 +524,30 @@ class Driver:
             return
         packet.expected = outcome
         packet.buffer = buffer
-        packet.written_bytes = None
+        transmission = Transmission(packet.index, outcome, buffer)
+        early: list[Transmission] = []
         if outcome.disposition is Disposition.RING:
             self._move_packet(packet, PacketEvent.SEND_TO_RING)
-            channel.write(packet.index, outcome.total)
-            packet.written_bytes = bytes(buffer) if buffer is not None else b""
+            self._write(channel, transmission, early)
         else:
             self._move_packet(packet, PacketEvent.SEND_QUEUED)
             if outcome.disposition is Disposition.HELD:
                 packet.held = True
             else:
-                channel.queue.append(packet.index)
-        if not outcome.waits_for_completion and outcome.disposition is Disposition.RING:
-            self._complete_without_wait(packet)
-        else:
-            self._expect_completions({})
+                channel.queue.append(transmission)
+        self._expect_completions({}, early)
 
-    def _complete_without_wait(self, packet: PacketModel) -> None:
-        # READ-A4 (b): without WAIT_FOR_COMPLETION the transaction completes once in the ring.
-        calls = self.target.completions()
-        if len(calls) != 1 or calls[0][0] != packet.handle or not _success(calls[0][1]):
-            raise ConformanceFailure(
-                ("READ-A4", "SEED-WAIT"),
-                f"a send without WAIT_FOR_COMPLETION should complete once in the ring; "
-                f"completion calls were {calls}",
-            )
-        self._move_packet(packet, PacketEvent.COMPLETE)
+    def _write(
+        self, channel: ChannelModel, transmission: Transmission, early: list[Transmission]
+    ) -> None:
+        """``transmission`` reaches the ring (at the call, or from the queue). Without
+        WAIT_FOR_COMPLETION under READ-A4 (b) it completes there: added to ``early``."""
+        buffer = transmission.buffer
+        transmission.written_bytes = bytes(buffer) if buffer is not None else b""
+        channel.write(transmission)
+        if not transmission.expected.waits_for_completion:
+            transmission.completed_early = True
+            early.append(transmission)
 
     def _check_nothing_emitted(self, channel: ChannelModel, violated: tuple[str, ...]) -> None:
         if "ring-bytes" not in self.capabilities or channel.state is ChannelState.DISABLED:
@@ -570,20 +588,21 @@ class Driver:
         if any(s.byte_offset == 0xFFF for s in call.mdl.segments):
             self.evidence.boundaries["byte-offset:0xfff"] += 1
 
-    def _flush(self, channel: ChannelModel) -> None:
-        # KMCL-QUEUE-FULL / KMCL-QUEUE-CLOSED: queued packets are written in FIFO order as soon
-        # as the channel is open and they fit.
+    def _flush(self, channel: ChannelModel) -> list[Transmission]:
+        """KMCL-QUEUE-FULL / KMCL-QUEUE-CLOSED: queued packets are written in FIFO order as
+        soon as the channel is open and they fit. Returns those that completed when written
+        (READ-A4 (b))."""
+        early: list[Transmission] = []
         if channel.state is not ChannelState.OPEN:
-            return
+            return early
         while channel.queue:
-            packet = self.packets[channel.queue[0]]
-            assert packet.expected is not None
-            if packet.expected.total + RING_TRAILER_SIZE >= channel.free:
+            transmission = channel.queue[0]
+            if transmission.total + RING_TRAILER_SIZE >= channel.free:
                 break
             channel.queue.popleft()
-            channel.write(packet.index, packet.expected.total)
-            packet.written_bytes = bytes(packet.buffer) if packet.buffer is not None else b""
-            self._move_packet(packet, PacketEvent.WRITTEN)
+            self._move_packet(self.packets[transmission.packet], PacketEvent.WRITTEN)
+            self._write(channel, transmission, early)
+        return early
 
     def _host_take(self, step: Step) -> None:
         channel = self._channel(step.get("channel"))
@@ -597,20 +616,20 @@ class Driver:
             self._expect_completions({})
             return
         if data is None:
-            index, _ = channel.ring[0]
+            index = channel.ring[0].packet
             raise ConformanceFailure(
                 self._blame_busy_free(("SEED-SEND", "KMCL-QUEUE-FULL"), [self.packets[index]]),
                 f"packet {index} should be in the ring, but the host found the ring empty",
             )
-        index, _total = channel.take()
-        packet = self.packets[index]
-        self._check_packet(packet, bytes(data), channel)
-        self._flush(channel)
-        self._expect_completions({})
+        transmission = channel.take()
+        self._check_packet(transmission, bytes(data), channel)
+        self._expect_completions({}, self._flush(channel))
 
-    def _check_packet(self, packet: PacketModel, data: bytes, channel: ChannelModel) -> None:
-        expected = packet.expected
-        assert expected is not None
+    def _check_packet(
+        self, transmission: Transmission, data: bytes, channel: ChannelModel
+    ) -> None:
+        packet = self.packets[transmission.packet]
+        expected = transmission.expected
         try:
             decoded = wire.decode_packet(data)
         except WireFormatError as error:
@@ -648,11 +667,11 @@ class Driver:
         except WireFormatError as error:
             raise ConformanceFailure(("WIRE-LAYOUT", "SEED-BUFFER"), str(error)) from error
         allowed = [expected.payload]
-        if expected.payload_may_be_late and packet.written_bytes is not None:
-            allowed.append(packet.written_bytes)
+        if expected.payload_may_be_late and transmission.written_bytes is not None:
+            allowed.append(transmission.written_bytes)
         if payload not in allowed:
             ids: tuple[str, ...] = ("SEED-BUFFER", "SEED-BUFFERLENGTH")
-            if packet.buffer is not None and payload == bytes(packet.buffer):
+            if transmission.buffer is not None and payload == bytes(transmission.buffer):
                 ids = ("SEED-PAGED", "READ-A11", "SEED-BUFFER")
             raise ConformanceFailure(
                 ids, f"{where}: in-line payload {payload[:16].hex()}… is not the caller's "
@@ -664,33 +683,55 @@ class Driver:
                 f"{where} reuses transaction id {decoded.transaction_id:#x} of an outstanding "
                 "transaction",
             )
-        channel.taken[decoded.transaction_id] = packet.index
+        channel.taken[decoded.transaction_id] = transmission
         packet.transaction_id = decoded.transaction_id
 
     def _host_complete(self, step: Step) -> None:
         packet = self._packet(step.get("packet"))
         channel = self.channels[packet.channel]
-        if packet.transaction_id is None or channel.taken.get(packet.transaction_id) != (
-            packet.index
-        ):
+        # The packet's oldest transaction the host has taken (there can be two: READ-A4 (b)).
+        transaction_id, transmission = next(
+            ((tid, t) for tid, t in channel.taken.items() if t.packet == packet.index),
+            (None, None),
+        )
+        if transaction_id is None or transmission is None:
             raise StepError(f"packet {packet.index} has no transaction the host has taken")
         status = int(step.get("status", 0))
         data = bytes.fromhex(step.get("data", ""))
-        transaction_id = packet.transaction_id
         self.target.host_complete(channel.handle, transaction_id, status, data)
         del channel.taken[transaction_id]
-        packet.transaction_id = None
+        if not any(t.packet == packet.index for t in channel.taken.values()):
+            packet.transaction_id = None
+        if transmission.completed_early:
+            # READ-A4 (b): it completed when written; the host's completion calls nothing.
+            self._expect_completions({})
+            return
         self._expect_completions({packet.handle: (status, data)})
         self._move_packet(packet, PacketEvent.COMPLETE)
         packet.expected = None
         packet.busy_free = False
 
-    def _expect_completions(self, expected: Mapping[int, tuple[int, bytes]]) -> None:
-        """The completion-routine calls since the last step are exactly ``expected``."""
+    def _expect_completions(
+        self, expected: Mapping[int, tuple[int, bytes]], early: Sequence[Transmission] = ()
+    ) -> None:
+        """The completion-routine calls since the last step are exactly ``expected``, and one
+        with a success status for each packet in ``early`` (written without
+        WAIT_FOR_COMPLETION under READ-A4 (b): it completes once it is in the ring)."""
         calls = self.target.completions()
         ids = ("SEED-WAIT", "KMCL-COMPLETION")
         seen: set[int] = set()
+        waiting = {self.packets[t.packet].handle: self.packets[t.packet] for t in early}
         for handle, status, data in calls:
+            if handle in waiting:
+                if not _success(status):
+                    raise ConformanceFailure(
+                        ("READ-A4", "SEED-WAIT"),
+                        f"packet {waiting[handle].index}, sent without WAIT_FOR_COMPLETION, "
+                        f"completed with {status_name(status)} when written; a success "
+                        "status is expected",
+                    )
+                self._move_packet(waiting.pop(handle), PacketEvent.COMPLETE)
+                continue
             held = next((p for p in self.packets if p.handle == handle and p.held), None)
             if held is not None and NT_ERROR(status):
                 # KMCL-QUEUE-CLOSED: a send accepted on a closed channel may be cancelled.
@@ -714,6 +755,13 @@ class Driver:
                     f"{bytes(data).hex() or 'no bytes'}, the host sent "
                     f"{status_name(want_status)} and {want_data.hex() or 'no bytes'}",
                 )
+        if waiting:
+            raise ConformanceFailure(
+                ("READ-A4", "SEED-WAIT"),
+                f"packet(s) {[p.index for p in waiting.values()]}, sent without "
+                "WAIT_FOR_COMPLETION, did not complete when written to the ring (READ-A4 (b): "
+                "the transaction completes once it is in the ring)",
+            )
         missing = [h for h in expected if h not in seen]
         if missing:
             raise ConformanceFailure(

@@ -352,7 +352,7 @@ def build_machine(
                 self._do({"op": "host_take", "channel": 0})
             if not channel.taken:
                 return None
-            packet = min(channel.taken.values())
+            packet = min(t.packet for t in channel.taken.values())
             self._complete(packet, int(NtStatus.STATUS_SUCCESS), b"")
             return packet if self.driver.sendable(self.driver.packets[packet]) else None
 
@@ -536,7 +536,7 @@ def build_machine(
             choices = Choices(work)
             self._takes(choices.pick((1, 1, 2, 3, 0)))
             for _ in range(choices.pick((1, 1, 2, 3, 0))):
-                taken = sorted(self.channel.taken.values())
+                taken = sorted({t.packet for t in self.channel.taken.values()})
                 if not taken:
                     break
                 packet = taken[0] if choices.chance(1, 3) else choices.pick(taken)

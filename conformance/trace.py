@@ -279,11 +279,11 @@ class _SessionChecker:
             return {"op": "host_take", "channel": self._channel(d["channel"])}
         if event.kind == "host_complete":
             index = self._channel(d["channel"])
-            packet = self.driver.channels[index].taken.get(d["transaction_id"])
-            if packet is None:
+            taken = self.driver.channels[index].taken.get(d["transaction_id"])
+            if taken is None:
                 raise TraceMismatch(f"the host completed transaction {d['transaction_id']:#x}, "
                                     "which it never took from that channel")
-            return {"op": "host_complete", "packet": packet, "status": d["status"],
+            return {"op": "host_complete", "packet": taken.packet, "status": d["status"],
                     "data": d["data"]}
         if event.kind != "call":
             return None
