@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.sim import READINGS, SIM_DEFAULTS, UNSAFE, SimTarget
 from adapters.sim.mdl import POISON_PFN
@@ -452,3 +454,29 @@ def test_a11_at_call_target_does_not_declare_reads_buffer_late() -> None:
     _, factory = resolve_target("sim:A11=at-call")
     assert "reads-buffer-late" not in factory().capabilities
     assert "reads-buffer-late" in SimTarget.capabilities
+
+
+PIECES = st.one_of(
+    st.sampled_from(
+        ["A5=b", "A3=c", "A1=d", "A12=any-error", "A7=reject", "wrap32", "extra-pfn", "A5=a",
+         "A5=", "=b", "A0=a", "A5=b=c", "help", " A4 = c ", ""]
+    ),
+    st.text(alphabet="Aa0159=+,-bcdz ", max_size=10),
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(PIECES, max_size=5), st.lists(st.sampled_from([",", "+"]), min_size=5))
+def test_any_sim_target_text_resolves_or_is_a_clean_usage_error(
+    pieces: list[str], separators: list[str]
+) -> None:
+    text = "sim:" + "".join(p + sep for p, sep in zip(pieces, separators, strict=False))
+    try:
+        name, factory = resolve_target(text)
+    except UnknownTarget as error:
+        assert str(error)
+        return
+    target = factory()
+    assert isinstance(target, SimTarget)
+    again, factory_again = resolve_target(name)  # the display name names the same target
+    assert again == name and factory_again().name == target.name
