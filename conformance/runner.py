@@ -278,8 +278,9 @@ def _classify(error: BaseException) -> tuple[str, tuple[str, ...], str]:
     if isinstance(error, TargetRaised):
         if error.kind == "protocol-error":
             # The harness broke the protocol: no requirement of the driver is in question.
+            detail = str(error).removeprefix(f"{error.method}: ")
             return "protocol-error", (), (
-                f"harness protocol error in {error.method}: {error}. This is no verdict on "
+                f"harness protocol error in {error.method}: {detail}. This is no verdict on "
                 "the driver: fix the harness, then run again"
             )
         if error.kind == "unreachable":
@@ -325,6 +326,7 @@ def run_case(
         kind, requirements, message = _classify(error)
         return Failure(f"case:{case.id}", requirements, message, [], kind)
     driver = Driver(target, profile, evidence)
+    driver.check_expectations = case.expectations_hold(profile)
     try:
         for step in case.steps:
             driver.execute(step)
