@@ -45,13 +45,11 @@ from adapters.sim.consts import (
     U32_MAX,
     U64_MAX,
 )
-from adapters.sim.readings import Readings
+from adapters.sim.readings import DEFAULT_READINGS, Readings
 from adapters.sim.wire import GpaRange
 
 #: No range naming more PFNs than this can fit in a packet (length8 is a u16 of 8-byte units).
 MAX_RANGE_PFNS = MAX_PACKET_SIZE // PFN_SIZE
-
-DEFAULT_READINGS = Readings()
 
 #: What a buggy variant puts on the wire when it reads a PFN past an MDL's array.
 POISON_PFN = 0xBAD0BAD0BAD

@@ -174,6 +174,10 @@ class Readings:
         return tuple(f"{k}={v}" for k, v in self.chosen.items() if (k, v) in UNSAFE)
 
 
+#: The simulator without a reading switch.
+DEFAULT_READINGS = Readings()
+
+
 def check_readings(readings: Mapping[str, str] | None) -> Readings:
     """The choices as :class:`Readings`; ValueError names an unknown reading or option."""
     if readings is None:

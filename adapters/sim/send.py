@@ -44,8 +44,8 @@ from adapters.sim.consts import (
     TRAILER_SIZE,
     U32_MAX,
 )
-from adapters.sim.mdl import DEFAULT_READINGS, Rejected, resolve
-from adapters.sim.readings import Readings
+from adapters.sim.mdl import Rejected, resolve
+from adapters.sim.readings import DEFAULT_READINGS, Readings
 from adapters.sim.wire import PacketLayout
 
 #: Known flags of the call; anything else is reading A7's question.
