@@ -1,9 +1,13 @@
 """The case catalog: data files of step lists with the verdict inside.
 
-A case is ``{"id", "requirements", "description", "steps"}``; a send step may carry
-``"expect": "accepted" | "rejected"``, the verdict the case's author (or the Z3 model) expects.
-The driver checks the target against the spec, and the case runner checks that the spec and
-the case agree, so a case whose verdict drifts from the spec is reported rather than ignored.
+A case is ``{"id", "requirements", "description", "steps"}`` and optionally ``"profile"``; a
+send step may carry ``"expect": "accepted" | "rejected"``, the verdict the case's author (or
+the Z3 model) expects under the default profile, or under the readings the case pins
+(``"profile": {"A3": "b"}``, the others at their defaults). The driver always checks the
+target against the spec *under the active profile*: that is the oracle. The expectations are
+a check of the catalog itself: under the profile they were written for, the spec must agree
+with them, so a case whose verdict drifts from the spec is reported rather than ignored; under
+any other profile the spec's verdict for that profile stands, and they are not consulted.
 
 Two kinds of file live in ``conformance/cases/``:
 
@@ -15,12 +19,14 @@ Two kinds of file live in ``conformance/cases/``:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from conformance.driver import Step, StepError
+from spec.errors import InvalidType, InvalidValue
+from spec.readings import Profile
 
 PFN_BASE = 0x5_0000
 
@@ -32,18 +38,30 @@ class Case:
     description: str
     steps: tuple[Step, ...]
     source: str
+    #: The profile the case's ``expect`` verdicts were written for.
+    profile: Profile = field(default_factory=Profile.default)
+
+    def expectations_hold(self, active: Profile) -> bool:
+        """The case's ``expect`` verdicts apply under ``active``: it picks the same options as
+        the profile they were written for."""
+        return dict(active.choices) == dict(self.profile.choices)
 
 
 def _case_from_json(entry: dict[str, Any], source: str) -> Case:
     try:
+        pins = entry.get("profile", {})
+        profile = Profile.default()
+        for reading, option in dict(pins).items():
+            profile = profile.with_choice(reading, option)
         return Case(
             id=str(entry["id"]),
             requirements=tuple(entry.get("requirements", ())),
             description=str(entry.get("description", "")),
             steps=tuple(entry["steps"]),
             source=source,
+            profile=profile,
         )
-    except (KeyError, TypeError) as error:
+    except (KeyError, TypeError, ValueError, InvalidType, InvalidValue) as error:
         raise StepError(f"{source}: malformed case {entry!r:.80}: {error}") from error
 
 

@@ -199,6 +199,8 @@ def batch_supported(profile: Profile, chain_length: int) -> str | None:
     why not (the caller uses ``spec.rules.evaluate_send`` per call)."""
     if profile["A8"] != "any-error":
         return "READ-A8 exact names a status per rule; the batch knows only accept/reject"
+    if profile["A2"] != "a":
+        return "READ-A2 (b) moves MdlOffset's origin; it is evaluated per call"
     if chain_length > 1 and profile["A5"] != "a":
         return f"READ-A5 ({profile['A5']}) on chains is evaluated per call"
     return None
@@ -213,13 +215,7 @@ def _lanes(value: Words | Bools, n: int) -> Any:
     return np.broadcast_to(value, (n,))
 
 
-def _segments(batch: CallBatch, a: NpArith, profile: Profile) -> list[arith.Segment[Words]]:
-    # READ-A2 (b): the MDL seen from StartVa, ByteOffset 0 and ByteOffset + ByteCount bytes.
-    if profile["A2"] == "b":
-        return [
-            arith.Segment(a.lit(0), a.add(bo, bc))
-            for bo, bc in zip(batch.byte_offsets, batch.byte_counts, strict=True)
-        ]
+def _segments(batch: CallBatch) -> list[arith.Segment[Words]]:
     return [arith.Segment(bo, bc) for bo, bc in zip(batch.byte_offsets, batch.byte_counts,
                                                     strict=True)]
 
@@ -245,7 +241,7 @@ def _plan(
 def _external(batch: CallBatch, forced: Bools, profile: Profile) -> _External:
     """The offset/length rules of ``spec.rules._external`` for every lane."""
     n = batch.size
-    segments = _segments(batch, NpArith(np.ones(n, dtype=np.bool_)), profile)
+    segments = _segments(batch)
     # Both plans on every lane, each live only where its FORCE_MDL_LENGTH setting holds.
     with_force = _plan(batch, segments[:1], True, forced, profile)
     without = _plan(batch, segments, False, np.logical_not(forced), profile)

@@ -289,13 +289,25 @@ class _External:
     unsafe: list[str] = field(default_factory=list)
 
 
-def _segments(chain: MdlChain, profile: Profile) -> list[arith.Segment[int]]:
-    # READ-A2: "The offset from the buffer described by the MDL where the data starts."
-    # (a) counts from MmGetMdlVirtualAddress, byte 0 of ByteCount; (b) from StartVa, which is
-    # the same MDL seen as starting at page offset 0 with ByteOffset + ByteCount bytes.
-    if profile["A2"] == "b":
-        return [arith.Segment(0, s.byte_offset + s.byte_count) for s in chain.segments]
+def _segments(chain: MdlChain) -> list[arith.Segment[int]]:
     return [s.as_term for s in chain.segments]
+
+
+def _origin(call: SendCall, chain: MdlChain, profile: Profile) -> int | None:
+    """MdlOffset counted from byte 0 of the data the MDL describes (READ-A2), or None when it
+    points before that data.
+
+    READ-A2: "The offset from the buffer described by the MDL where the data starts." (a)
+    counts from MmGetMdlVirtualAddress, byte 0 of ByteCount; (b) from StartVa, the start of
+    the first MDL's first page, ByteOffset bytes earlier. Only the origin moves: the bytes a
+    sub-buffer may cover are still the ByteCount bytes each MDL describes, never the
+    ByteOffset bytes before them."""
+    if profile["A2"] != "b":
+        return call.mdl_offset
+    origin = chain.first.byte_offset
+    if call.mdl_offset < origin:
+        return None
+    return call.mdl_offset - origin  # cannot wrap: checked just above
 
 
 def _ranges_of(plan: arith.Plan[int, bool], chain: MdlChain, base: int) -> list[ExpectedRange]:
@@ -316,7 +328,7 @@ def _ranges_of(plan: arith.Plan[int, bool], chain: MdlChain, base: int) -> list[
 
 def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -> _External:
     result = _External()
-    segments = _segments(chain, profile)
+    segments = _segments(chain)
     used: list[arith.Segment[int]]
     rest: list[arith.Segment[int]]
     result.exercised += [
@@ -347,8 +359,16 @@ def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -
     else:
         used, rest = segments, []
 
+    offset = _origin(call, chain, profile)
+    if offset is None:
+        result.violations.append((
+            _ids("SEED-MDLOFFSET", "READ-A2"),
+            f"MdlOffset {call.mdl_offset:#x}, counted from StartVa (A2 (b)), points before the "
+            f"data the MDL describes, which starts at ByteOffset {chain.first.byte_offset:#x}",
+        ))
+        return result
     plan = arith.plan_external(
-        arith.PY, used, call.mdl_offset, call.mdl_length, forced, profile.arith
+        arith.PY, used, offset, call.mdl_length, forced, profile.arith
     )
     # SEED-MDLOFFSET, SEED-MDLLENGTH: the sub-buffer [MdlOffset, MdlOffset + length) lies in
     # the buffer the MDL describes. SEED-FORCE-BOUND: under FORCE_MDL_LENGTH the length may
@@ -502,6 +522,10 @@ def _evaluate(
         )
 
     if violations:
+        if context.channel is ChannelState.DISABLED:
+            # READ-A8 (exact): a call that breaks a rule on a closed channel breaks two; the
+            # status recommended for either conforms (KMCL-QUEUE-CLOSED: STATUS_DEVICE_REMOVED).
+            violations.append((_ids("KMCL-QUEUE-CLOSED"), "the channel is closed"))
         return (_reject(violations, profile),)
 
     exercised += ["WIRE-LAYOUT", "WIRE-FLAGS", "RING-LAYOUT", "RING-TRAILER", "RING-NEVER-FULL"]

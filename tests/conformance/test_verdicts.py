@@ -410,8 +410,10 @@ def test_a_valid_call_refused_names_the_rules_whose_conditions_it_met() -> None:
     report = run_conformance("sim:force-ignores-byteoffset", examples=0)
     (failure,) = [f for f in report.failures if f.source == "case:force-bound-at"]
     assert "SEED-FORCE-BOUND" in failure.requirements and "READ-A3" in failure.requirements
-    # Most specific first: the bound, not the rules every accepted call meets.
-    assert failure.requirements[:2] == ("SEED-FORCE-BOUND", "READ-A3")
+    # Led by the readings under which the refusal is right (A3 (b) is what this switch
+    # does), then the most specific rule met: the bound, before those every call meets.
+    assert failure.requirements[:3] == ("READ-A2", "READ-A3", "SEED-FORCE-BOUND")
+    assert "reading A3 (b" in failure.message
     assert not any(r.startswith(("WIRE-", "RING-")) for r in failure.requirements)
     assert "the spec expects it accepted" in failure.message
 

@@ -117,7 +117,7 @@ def test_batch_equals_evaluate_send(chain_length: int, profile_name: str) -> Non
     assert accepted > 0  # the sample reaches accepted calls, not only rejections
 
 
-@pytest.mark.parametrize("override", ["A1=b", "A1=c", "A1=d", "A2=b", "A3=d", "A4=c", "A6=b",
+@pytest.mark.parametrize("override", ["A1=b", "A1=c", "A1=d", "A3=d", "A4=c", "A6=b",
                                       "A9=no-range", "A7=ignore"])
 def test_batch_equals_evaluate_send_other_readings(override: str) -> None:
     reading, option = override.split("=")
@@ -134,6 +134,7 @@ def test_unsupported_profiles_are_refused() -> None:
     shapes = [(((0, 1),), 0, 0, 1, True, 0)]
     with pytest.raises(InvalidValue, match="READ-A8"):
         evaluate_batch(batch_from_calls(shapes), RING, exact)
+    assert batch_supported(Profile.default().with_choice("A2", "b"), 1) is not None
     assert batch_supported(PROFILES["chain-first-mdl"], 1) is None
     assert batch_supported(PROFILES["chain-first-mdl"], 2) is not None
 

@@ -462,6 +462,23 @@ def test_reading_a2_b_counts_the_offset_from_the_page_start() -> None:
     assert only_rejected(evaluate(send(A2_MDL, 0x2000, 0x100)))
 
 
+def test_reading_a2_b_moves_only_the_origin_never_the_bytes_described() -> None:
+    b = "default+A2=b"
+    # Before ByteOffset lie bytes the MDL does not describe: no sub-buffer may start there.
+    rejected = only_rejected(evaluate(send(A2_MDL, 0x80, 0x10), profile=b))
+    assert "READ-A2" in rejected.violated
+    assert only_rejected(evaluate(send(chain(seg(0x10, 0)), 0, 0), profile=b))
+    # MdlLength 0 from the first described byte: the ByteCount bytes, not ByteOffset more.
+    whole = only_accepted(evaluate(send(A2_MDL, 0x100, 0), profile=b))
+    assert [(r.byte_offset, r.byte_count) for r in whole.ranges] == [(0x100, 0x2000)]
+    # On a chain each MDL's range starts at its own ByteOffset.
+    two = chain(seg(0x10, 0x10, 0x40), seg(0x20, 0x10, 0x50))
+    ranges = only_accepted(evaluate(send(two, 0x10, 0x20), profile=b)).ranges
+    assert [(r.mdl_index, r.byte_offset, r.byte_count) for r in ranges] == [
+        (0, 0x10, 0x10), (1, 0x20, 0x10)
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # READ-A13: a packet that can never fit
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +538,20 @@ def test_rejection_never_allows_a_non_error_status(status: int) -> None:
     verdict = evaluate(send(flags=0))
     assert verdict.rejected is not None and not verdict.rejected.statuses.allows(status)
     assert verdict.outcome_for(status) is None
+
+
+def test_exact_status_allows_the_status_of_either_broken_rule_on_a_closed_channel() -> None:
+    # NULL MDL with MdlOffset 1 (READ-A6) on a disabled channel (KMCL-QUEUE-CLOSED): the
+    # status recommended for either rule conforms.
+    call = send(mdl=None, offset=1)
+    rejected = only_rejected(evaluate(call, context(channel=ChannelState.DISABLED),
+                                      "exact-status"))
+    assert rejected.statuses.allows(S.STATUS_INVALID_PARAMETER)
+    assert rejected.statuses.allows(S.STATUS_DEVICE_REMOVED)
+    assert not rejected.statuses.allows(S.STATUS_UNSUCCESSFUL)
+    # On an open channel only the rule's own status.
+    open_channel = only_rejected(evaluate(call, context(), "exact-status"))
+    assert not open_channel.statuses.allows(S.STATUS_DEVICE_REMOVED)
 
 
 def test_exact_status_profile_allows_only_the_recommended_status() -> None:
