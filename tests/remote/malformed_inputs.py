@@ -398,7 +398,8 @@ class _OneConnection(RemoteFactory):
 
 def client_outcome(method: str, line: bytes) -> str:
     """What the client makes of ``line`` as the reply to ``method``: ``"result"``,
-    ``"crash"``/``"hang"`` (a fault), or ``"target-error"`` (an agent error); raises
+    ``"crash"``/``"hang"`` (a fault), ``"target-error"`` (an agent error) or
+    ``"protocol-error"`` (a reply of the wrong shape: the harness's fault); raises
     :class:`Unexpected` for anything else, or a message that does not name the method, or one
     too long to print."""
     mine, theirs = socket.socketpair()
@@ -419,7 +420,7 @@ def client_outcome(method: str, line: bytes) -> str:
             return fault.kind
         except RemoteError as error:
             _check_text(str(error), method, line)
-            return "target-error"
+            return error.kind  # "target-error", or "protocol-error" for a wrong-shaped reply
         except Exception as error:
             raise Unexpected(f"{method} <- {line[:200]!r}: {type(error).__name__}: "
                              f"{str(error)[:300]}") from error

@@ -67,7 +67,8 @@ def test_every_malformed_request_gets_a_well_formed_reply_and_the_agent_goes_on(
 @given(inputs.replies)
 def test_every_malformed_reply_is_a_clean_verdict(pair: tuple[str, bytes]) -> None:
     method, line = pair
-    assert inputs.client_outcome(method, line) in ("result", "crash", "hang", "target-error")
+    outcomes = ("result", "crash", "hang", "target-error", "protocol-error")
+    assert inputs.client_outcome(method, line) in outcomes
 
 
 @pytest.mark.parametrize(("method", "line", "outcome"), [
@@ -78,7 +79,7 @@ def test_every_malformed_reply_is_a_clean_verdict(pair: tuple[str, bytes]) -> No
     ("create_channel", b'{"jsonrpc":"2.0","id":true,"result":1}', "crash"),
     ("create_channel", b'{"jsonrpc":"2.0","id":1,"result":NaN}', "crash"),
     ("create_channel", b'{"jsonrpc":"2.0","id":1,"result":' + b"7" * 5000 + b"}", "crash"),
-    ("completions", b'{"jsonrpc":"2.0","id":1,"result":[{"packet":1}]}', "crash"),
+    ("completions", b'{"jsonrpc":"2.0","id":1,"result":[{"packet":1}]}', "protocol-error"),
     ("create_channel", b'{"jsonrpc":"2.0","id":1,"error":{"code":true,"message":"x"}}',
      "crash"),
     ("create_channel", b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"x"}}',
