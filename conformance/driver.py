@@ -279,7 +279,7 @@ class Driver:
 
     def _packet(self, index: Any) -> PacketModel:
         if not isinstance(index, int) or not 0 <= index < len(self.packets):
-            raise StepError(f"no packet {index!r} (allocated: {len(self.packets)})")
+            raise StepError(f"no packet #{index!r} (allocated: {len(self.packets)})")
         return self.packets[index]
 
     def _channel(self, index: Any) -> ChannelModel:
@@ -356,6 +356,11 @@ class Driver:
             f"{call.describe()} returned {status_name(status)}; allowed: "
             f"{verdict.describe()}{other}",
         )
+
+    def _named(self, handle: int) -> str:
+        """A packet in a message: its index in the step list and the target's handle."""
+        index = next((p.index for p in self.packets if p.handle == handle), None)
+        return f"packet handle {handle}" if index is None else f"packet #{index} (handle {handle})"
 
     def _readings_allowing(
         self, call: SendCall, context: SendContext, allows: Callable[[Any], bool]
@@ -450,25 +455,26 @@ class Driver:
         for handle, status, _data in calls:
             if handle not in expected:
                 raise ConformanceFailure(
-                    ids, f"disable called the completion routine of packet {handle}, which "
+                    ids, f"disable called the completion routine of {self._named(handle)}, which "
                     "was not outstanding",
                 )
             if handle in seen:
                 raise ConformanceFailure(
-                    ids, f"disable called the completion routine of packet {handle} twice"
+                    ids, f"disable called the completion routine of {self._named(handle)} twice"
                 )
             seen.add(handle)
             allowed = SHUTDOWN_STATUSES if self.profile["A12"] == "cancel" else None
             if (allowed is not None and status not in allowed) or not NT_ERROR(status):
                 raise ConformanceFailure(
-                    ids, f"packet {handle} was cancelled with {status_name(status)}; "
+                    ids, f"{self._named(handle)} was cancelled with {status_name(status)}; "
                     "expected STATUS_CANCELLED or STATUS_DEVICE_REMOVED",
                 )
         missing = [h for h in expected if h not in seen]
         if missing:
             raise ConformanceFailure(
                 self._blame_busy_free(ids, [expected[h] for h in missing]),
-                f"disable left packets {missing} without a completion-routine call",
+                f"disable left {', '.join(self._named(h) for h in missing)} without a "
+                "completion-routine call",
             )
         if outstanding:
             self.evidence.exercised(ids)
@@ -495,7 +501,7 @@ class Driver:
             packet.busy_free = True
             self._expect_completions({})
             return
-        self._caller_may(f"freeing packet {packet.index}",
+        self._caller_may(f"freeing packet #{packet.index}",
                          lambda: step_packet(packet.state, PacketEvent.FREE))
         self._move_packet(packet, PacketEvent.FREE)
         self.target.free_packet(packet.handle)
@@ -546,7 +552,7 @@ class Driver:
             "robust-contract-violations" not in self.capabilities
         ):
             raise StepError(
-                f"sending packet {packet.index} breaks the caller's rule "
+                f"sending packet #{packet.index} breaks the caller's rule "
                 f"{', '.join(rejected.violated)} ({'; '.join(rejected.reasons)}); only a target "
                 "that declares robust-contract-violations is given such a call"
             )
@@ -670,7 +676,7 @@ class Driver:
             index = channel.ring[0].packet
             raise ConformanceFailure(
                 self._blame_busy_free(("SEED-SEND", "KMCL-QUEUE-FULL"), [self.packets[index]]),
-                f"packet {index} should be in the ring, but the host found the ring empty",
+                f"packet #{index} should be in the ring, but the host found the ring empty",
             )
         transmission = channel.take()
         self._check_packet(transmission, bytes(data), channel)
@@ -686,7 +692,7 @@ class Driver:
         except WireFormatError as error:
             requirement = getattr(error, "requirement", "WIRE-LAYOUT")
             raise ConformanceFailure((requirement, "WIRE-LAYOUT"), str(error)) from error
-        where = f"packet {packet.index}"
+        where = f"packet #{packet.index}"
         if decoded.type != expected.packet_type:
             raise ConformanceFailure(
                 ("WIRE-LAYOUT", "READ-A6"),
@@ -761,7 +767,7 @@ class Driver:
             (None, None),
         )
         if transaction_id is None or transmission is None:
-            raise StepError(f"packet {packet.index} has no transaction the host has taken")
+            raise StepError(f"packet #{packet.index} has no transaction the host has taken")
         status = int(step.get("status", 0))
         data = bytes.fromhex(step.get("data", ""))
         self.target.host_complete(channel.handle, transaction_id, status, data)
@@ -792,7 +798,7 @@ class Driver:
                 if not _success(status):
                     raise ConformanceFailure(
                         ("READ-A4", "SEED-WAIT"),
-                        f"packet {waiting[handle].index}, sent without WAIT_FOR_COMPLETION, "
+                        f"packet #{waiting[handle].index}, sent without WAIT_FOR_COMPLETION, "
                         f"completed with {status_name(status)} when written; a success "
                         "status is expected",
                     )
@@ -806,25 +812,25 @@ class Driver:
                 continue
             if handle not in expected:
                 raise ConformanceFailure(
-                    ids, f"unexpected completion-routine call for packet {handle} "
+                    ids, f"unexpected completion-routine call for {self._named(handle)} "
                     f"({status_name(status)})",
                 )
             if handle in seen:
                 raise ConformanceFailure(
-                    ids, f"the completion routine of packet {handle} ran twice"
+                    ids, f"the completion routine of {self._named(handle)} ran twice"
                 )
             seen.add(handle)
             want_status, want_data = expected[handle]
             if status != want_status or bytes(data) != want_data:
                 raise ConformanceFailure(
-                    ids, f"packet {handle} completed with {status_name(status)} and "
+                    ids, f"{self._named(handle)} completed with {status_name(status)} and "
                     f"{bytes(data).hex() or 'no bytes'}, the host sent "
                     f"{status_name(want_status)} and {want_data.hex() or 'no bytes'}",
                 )
         if waiting:
             raise ConformanceFailure(
                 ("READ-A4", "SEED-WAIT"),
-                f"packet(s) {[p.index for p in waiting.values()]}, sent without "
+                f"packet(s) {', '.join(f'#{p.index}' for p in waiting.values())}, sent without "
                 "WAIT_FOR_COMPLETION, did not complete when written to the ring (READ-A4 (b): "
                 "the transaction completes once it is in the ring)",
             )
@@ -832,7 +838,8 @@ class Driver:
         if missing:
             raise ConformanceFailure(
                 self._blame_busy_free(ids, [p for p in self.packets if p.handle in missing]),
-                f"the completion routine of packet(s) {missing} did not run",
+                f"the completion routine of {', '.join(self._named(h) for h in missing)} did "
+                "not run",
             )
         if expected:
             self.evidence.exercised(ids)

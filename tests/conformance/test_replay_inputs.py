@@ -225,11 +225,11 @@ CALLER_RULES: list[tuple[str, list[dict[str, Any]], str]] = [
                             {"op": "open", "channel": 0}],
      r"step 5 \(open\): .* breaks the caller's rule KMCL-QUEUE-CLOSED"),
     ("free a packet in flight", [*TAKEN, {"op": "free", "packet": 0}],
-     r"step 6 \(free\): freeing packet 0 breaks the caller's rule SEED-WAIT"),
+     r"step 6 \(free\): freeing packet #0 breaks the caller's rule SEED-WAIT"),
     ("free twice", [*SETUP, {"op": "free", "packet": 0}, {"op": "free", "packet": 0}],
-     r"step 5 \(free\): freeing packet 0 breaks the caller's rule SEED-WAIT"),
+     r"step 5 \(free\): freeing packet #0 breaks the caller's rule SEED-WAIT"),
     ("complete a packet the host never took", [*send(), {"op": "host_complete", "packet": 0}],
-     r"step 5 \(host_complete\): packet 0 has no transaction the host has taken"),
+     r"step 5 \(host_complete\): packet #0 has no transaction the host has taken"),
 ]
 
 
@@ -280,7 +280,7 @@ def test_a_step_breaking_a_caller_rule_is_a_step_error_before_the_target_sees_it
 
 def test_sending_a_packet_in_flight_is_refused_unless_the_target_is_robust() -> None:
     steps = [*TAKEN, dict(SEND)]
-    with pytest.raises(StepError, match=r"step 6 \(send\): sending packet 0 breaks the "
+    with pytest.raises(StepError, match=r"step 6 \(send\): sending packet #0 breaks the "
                        r"caller's rule READ-A10"):
         replay_steps(steps, _Fragile, Profile.default())
     # The simulator declares robust-contract-violations: the suite checks that it rejects it.
