@@ -53,7 +53,7 @@ def _probe(name: str, factory: Any) -> None:
 
 
 def _status(result: SweepResult, write_errors: list[str]) -> int:
-    if result.failures:
+    if result.failures or result.stopped:  # stopped: the target became unreachable
         return EXIT_FAILED
     if result.problems:
         return EXIT_INTERNAL

@@ -48,7 +48,7 @@ def groups(result: SweepResult) -> dict[tuple[str, ...], list[ShapeFailure]]:
 
 
 def verdict(result: SweepResult) -> str:
-    if result.failures:
+    if result.failures or result.stopped:
         return "FAIL"
     if result.problems:
         return "ERROR"
@@ -67,9 +67,14 @@ def claim(result: SweepResult) -> str:
     if result.failures:
         stopped = (f"; stopped after {result.stopped_after} failing shape(s)"
                    if result.stopped_after is not None else "")
+        if result.stopped:
+            stopped = f"; the run was cut short: {result.stopped}"
         return (f"{len(result.failures)} of the {result.shapes_run} shapes run (of "
                 f"{result.total} in the {kind}lattice for chains of at most {chains} MDL(s)) "
                 f"do not conform, in {len(groups(result))} group(s) of requirements{stopped}")
+    if result.stopped:
+        return (f"the run was cut short after {result.shapes_run} of {result.total} shapes: "
+                f"{result.stopped}")
     if result.problems:
         return (f"no verdict: vmbspec hit an internal error after {result.shapes_run} of "
                 f"{result.total} shapes")
@@ -106,6 +111,7 @@ def to_json(result: SweepResult) -> dict[str, Any]:
         "sizes": {str(k): v for k, v in sorted(result.sizes.items())},
         "total": result.total,
         "shapes_run": result.shapes_run,
+        "stopped": result.stopped,
         "path": result.path,
         "seconds": round(result.seconds, 3),
         "verdict": verdict(result),

@@ -93,6 +93,8 @@ class SweepResult:
     interrupted: bool = False
     #: The run stopped after this many failing shapes (``--max-failures``); None: it did not.
     stopped_after: int | None = None
+    #: Why the run was cut short by the target ("agent unreachable after shape N: ..."), or "".
+    stopped: str = ""
     seconds: float = 0.0
     evidence: Evidence = field(default_factory=Evidence)
 
@@ -102,7 +104,8 @@ class SweepResult:
 
     @property
     def passed(self) -> bool:
-        return not self.failures and not self.problems and not self.interrupted
+        return (not self.failures and not self.problems and not self.interrupted
+                and not self.stopped)
 
 
 def shape_step(shape: Shape, packet: int) -> Step:
@@ -185,6 +188,17 @@ class _Enough(Exception):
     """``--max-failures`` failing shapes were found."""
 
 
+def _unreachable(error: BaseException) -> bool:
+    """The error says the target can no longer be reached (a remote agent's fault of kind
+    ``unreachable``), here or in what it wraps."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "kind", None) == "unreachable":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _add_failure(result: SweepResult, failure: ShapeFailure, limit: int | None) -> None:
     result.failures.append(failure)
     if limit is not None and len(result.failures) >= limit:
@@ -220,6 +234,14 @@ def run_per_shape(
                     _classify(error)  # an error of vmbspec's own raises InternalError here
                     failure = _failure_of(shape, factory, result.profile, error,
                                           list(driver.log))
+                    if failure.kind == "unreachable" or _unreachable(error):
+                        # A remote agent lost for good (conformance.runner does the same):
+                        # one verdict, not a failure per remaining shape.
+                        if failure.kind != "unreachable":
+                            result.failures.append(ShapeFailure(shape, failure))
+                        result.stopped = (f"agent unreachable after shape {result.shapes_run} "
+                                          f"({describe(shape)}): {failure.message}")
+                        return
                     _add_failure(result, ShapeFailure(shape, failure), max_failures)
                     break  # the target's state is unknown: a fresh one for the next shape
                 finally:
