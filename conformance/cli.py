@@ -101,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_modules() -> list[Any]:
-    from conformance import cli_agent, cli_check, cli_prove, cli_sweep, cli_trace
+    from conformance import cli_agent, cli_check, cli_probe, cli_prove, cli_sweep, cli_trace
 
-    return [cli_check, cli_prove, cli_agent, cli_trace, cli_sweep]
+    return [cli_check, cli_prove, cli_agent, cli_trace, cli_sweep, cli_probe]
 
 
 def _silence_stdout() -> None:

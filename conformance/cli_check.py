@@ -28,6 +28,7 @@ from conformance.cli_common import (
     target_switches,
 )
 from conformance.cli_common import seed as seed_value
+from conformance.cli_probe import PROBE_PROFILE, accept_probe_profile, probe_profile
 from conformance.driver import Evidence
 from conformance.replay import ReplayFileError, load_replay, replay_steps, save_replay
 from conformance.report import describe_step, table, write_outputs
@@ -132,6 +133,9 @@ def run_check(args: argparse.Namespace) -> int:
     # SIGTERM (a CI job's time limit, `kill`) ends the run as Ctrl-C does: reports written.
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    probe_status = EXIT_OK
+    if args.profile == PROBE_PROFILE:  # `--profile probe`: the profile the probe finds
+        args.profile, probe_status = probe_profile(args)
     try:
         name, factory = resolve_target(args.target, target_options(args))
     except UnknownTarget as error:
@@ -171,6 +175,9 @@ def run_check(args: argparse.Namespace) -> int:
     write_errors = write_outputs(report, json_path=args.json, junit_path=args.junit,
                                  markdown_path=args.report)
     status = _status(report, proofs, write_errors)
+    # `--profile probe`: the worse of the probe's and the check's, in the usual order.
+    status = next((s for s in (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE)
+                   if s in (status, probe_status)), EXIT_OK)
     for problem in report.problems:
         path = save_traceback(problem.details or problem.message)
         where = f"; the traceback is in {path}" if path else ""
@@ -233,6 +240,7 @@ def add_parser(subparsers: Any) -> None:
                        help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
                        "remote:stdio:COMMAND, remote:tcp://HOST:PORT")
     profile_argument(check)
+    accept_probe_profile(check)
     check.add_argument("--examples", type=count(0, 10**9), default=DEFAULT_EXAMPLES,
                        help="stateful examples (call sequences) to generate "
                        f"(default {DEFAULT_EXAMPLES})")

@@ -1,0 +1,160 @@
+"""What ``vmbspec probe`` found, as text (the terminal), JSON and Markdown.
+
+Per reading with more than one option: the options the target is consistent with and the
+verdict ("follows (b)", "cannot tell (a) from (c) by observation" with why, "follows no
+documented reading" with the call, what the target did and what each option allows, or the
+crash of the target on a probe call), the probes run with their outcome per option; then the
+confirmation check and the profile string to pass to ``vmbspec check --profile``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.cli_common import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK
+from conformance.probe.infer import UNSAFE, ProbeResult, ReadingResult
+from conformance.report import versions
+
+FORMAT_VERSION = 1
+
+_MARK = {"follows": "ok", "cannot-tell": "ok", "none": "FAIL", "crash": "FAIL",
+         "unsafe": "UNSAFE"}
+
+
+def exit_status(result: ProbeResult) -> int:
+    """0 every reading follows a documented safe option and the confirmation passed; 1 a
+    reading follows none or an unsafe one, the target crashed or became unreachable, or the
+    confirmation failed; 3 the confirmation could not judge (an error of vmbspec's own)."""
+    confirmation = result.confirmation
+    if (not all(r.ok for r in result.readings) or result.stopped
+            or (confirmation is not None and confirmation.verdict == "FAIL")):
+        return EXIT_FAILED
+    if confirmation is not None and not confirmation.passed:
+        return EXIT_INTERNAL
+    return EXIT_OK
+
+
+def _confirmation_line(result: ProbeResult) -> str:
+    report = result.confirmation
+    if report is None:
+        return "not confirmed (the probe stopped before the check)" if result.stopped else \
+            "not confirmed (no check was asked for)"
+    head = f"check --profile {result.profile.name}: {report.verdict}"
+    if report.passed:
+        return f"{head} ({report.cases_run} cases, {report.examples} stateful examples)"
+    lines = report.summary().splitlines()[1:4]
+    return head + "".join(f"\n    {line.strip()}" for line in lines)
+
+
+def _consistent(reading: ReadingResult) -> str:
+    return ", ".join(reading.consistent) or "none"
+
+
+def render_text(result: ProbeResult, target_arg: str = "") -> str:
+    """The terminal's text: a table, the explanations, the confirmation and the profile."""
+    lines = [
+        f"vmbspec probe: {result.target}: {result.runs} probe runs in {result.passes} "
+        f"pass(es), {result.probe_seconds:.1f} s (probes: {result.calls})",
+        "",
+    ]
+    width = max((len(_consistent(r)) for r in result.readings), default=10)
+    width = max(width, len("consistent"))
+    lines.append(f"{'reading':<9} {'consistent':<{width}}  verdict")
+    for reading in result.readings:
+        lines.append(f"READ-{reading.reading:<4} {_consistent(reading):<{width}}  "
+                     f"{reading.text}")
+        for why in reading.why:
+            lines.append(f"{'':<9} {'':<{width}}    - {why}")
+    if result.stopped:
+        lines += ["", f"probing stopped: {result.stopped}"]
+    unsafe = result.unsafe
+    if unsafe:
+        named = ", ".join(f"{r}={o} (Z3 counterexample {UNSAFE[(r, o)]})" for r, o in unsafe)
+        lines += ["", f"UNSAFE: the target follows {named}: a range may run past the MDL's "
+                  "PFN array. Not adopted silently: exit status 1."]
+    lines += ["", f"confirmation: {_confirmation_line(result)}"]
+    status = exit_status(result)
+    verdict = {EXIT_OK: "every reading follows a documented safe option",
+               EXIT_FAILED: "the target does not follow a documented safe reading everywhere, "
+               "or the confirmation failed",
+               EXIT_INTERNAL: "the confirmation could not judge (an error of vmbspec)"}[status]
+    target = f" --target {target_arg}" if target_arg else ""
+    lines += [
+        f"profile: {result.profile.name}",
+        f"  vmbspec check{target} --profile {result.profile.name}",
+        f"verdict: {verdict} (exit {status})",
+    ]
+    return "\n".join(lines)
+
+
+def to_json(result: ProbeResult) -> dict[str, Any]:
+    confirmation = result.confirmation
+    return {
+        "vmbspec_probe": FORMAT_VERSION,
+        "target": result.target,
+        "probes": result.calls,
+        "profile": result.profile.name,
+        "readings": [reading.as_json() for reading in result.readings],
+        "unsafe": [f"{r}={o}" for r, o in result.unsafe],
+        "stopped": result.stopped,
+        "confirmation": None if confirmation is None else {
+            "profile": result.profile.name,
+            "verdict": confirmation.verdict,
+            "passed": confirmation.passed,
+            "cases": confirmation.cases_run,
+            "examples": confirmation.examples,
+            "summary": confirmation.summary(),
+        },
+        "runs": result.runs,
+        "passes": result.passes,
+        "seconds": round(result.seconds, 3),
+        "probe_seconds": round(result.probe_seconds, 3),
+        "exit_status": exit_status(result),
+        "versions": versions(),
+    }
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(result: ProbeResult, target_arg: str = "") -> str:
+    status = exit_status(result)
+    lines = [
+        f"# vmbspec probe: {result.target}",
+        "",
+        f"Profile found: `{result.profile.name}` (exit status {status}). "
+        f"Confirmation: {_cell(_confirmation_line(result))}.",
+        "",
+        f"{result.runs} probe runs in {result.passes} pass(es), {result.probe_seconds:.1f} s; "
+        f"probes from `{result.calls}`.",
+        "",
+        "| reading | consistent options | verdict | |",
+        "|---|---|---|---|",
+    ]
+    for reading in result.readings:
+        lines.append(f"| READ-{reading.reading} | {_consistent(reading)} | "
+                     f"{_cell(reading.text)} | {_MARK[reading.verdict]} |")
+    if result.stopped:
+        lines += ["", f"Probing stopped: {_cell(result.stopped)}"]
+    for reading in result.readings:
+        lines += ["", f"## READ-{reading.reading}: {_cell(reading.text)}", ""]
+        lines += [f"- {_cell(why)}" for why in reading.why]
+        if reading.why:
+            lines.append("")
+        if not reading.probes:
+            lines.append("No probe.")
+            continue
+        lines += ["| probe | source | outcome per option |", "|---|---|---|"]
+        for record in reading.probes:
+            outcomes = "; ".join(
+                f"{label}: {'pass' if o.kind == 'pass' else o.kind}"
+                for label, o in record.outcomes.items())
+            if record.fault is not None:
+                outcomes = f"**{record.fault.kind}**: {record.fault.line()}"
+            lines.append(f"| `{record.probe.id}` | {record.probe.source} | "
+                         f"{_cell(outcomes)} |")
+    target = f" --target {target_arg}" if target_arg else ""
+    lines += ["", "To check against it:", "", "```sh",
+              f"vmbspec check{target} --profile {result.profile.name}", "```", ""]
+    return "\n".join(lines)
