@@ -34,11 +34,37 @@ from spec.errors import InvalidValue
 from spec.readings import PROFILES
 
 
+def _unobservable() -> dict[str, list[dict[str, Any]]]:
+    """Per reading (``READ-A7``), the options no observation tells apart and why, from the
+    probes the spec found (``conformance/probe/calls.json``, ``python -m spec.discriminate``);
+    empty when that file cannot be read."""
+    from conformance.probe.load import ProbeFileError, load_probes
+
+    try:
+        probes = load_probes()
+    except ProbeFileError:
+        return {}
+    notes: dict[str, list[dict[str, Any]]] = {}
+    for entry in probes.unobservable:
+        notes.setdefault(f"READ-{entry.reading}", []).append(
+            {"options": list(entry.options), "why": entry.why}
+        )
+    return notes
+
+
+def _requirement_json(requirement: Any, notes: dict[str, list[dict[str, Any]]]) -> Any:
+    data = requirement.as_json()
+    if requirement.kind == "reading" and len(requirement.options or ()) > 1:
+        data["unobservable"] = notes.get(requirement.id, [])
+    return data
+
+
 def _requirements(args: argparse.Namespace) -> int:
     entries = [r for r in CATALOG.requirements.values() if args.kind in (None, r.kind)]
+    notes = _unobservable() if any(r.kind == "reading" for r in entries) else {}
     if args.json:
         document = {
-            "requirements": [r.as_json() for r in entries],
+            "requirements": [_requirement_json(r, notes) for r in entries],
             "seed": [
                 {
                     "sentence": s.sentence,
@@ -58,6 +84,10 @@ def _requirements(args: argparse.Namespace) -> int:
             for option, meaning in (requirement.options or {}).items():
                 mark = "*" if option == requirement.default else " "
                 print(f"{'':<{width}}  {'':<8}  {mark} ({option}) {meaning}")
+            for note in notes.get(requirement.id, []):
+                shown = " from ".join(f"({o})" for o in note["options"])
+                print(f"{'':<{width}}  {'':<8}    cannot tell {shown} by observation: "
+                      f"{note['why']}")
     print(f"\n{len(entries)} requirements; * marks the default reading")
     return 0
 
