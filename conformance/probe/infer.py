@@ -276,6 +276,9 @@ class ReadingResult:
     why: list[str] = field(default_factory=list)
     probes: list[ProbeRecord] = field(default_factory=list)
     group: tuple[str, ...] = ()
+    #: The combinations of the group's options consistent with the target (joint readings:
+    #: ``{"A2": "a", "A3": "c"}`` each), from which ``consistent`` is read.
+    combinations: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -291,6 +294,9 @@ class ReadingResult:
             "text": self.text,
             "why": list(self.why),
             "inferred_with": [f"READ-{r}" for r in self.group if r != self.reading],
+            "consistent_combinations": [
+                "+".join(f"{r}={o}" for r, o in combo.items()) for combo in self.combinations
+            ],
             "probes": [record.as_json() for record in self.probes],
         }
 
@@ -377,6 +383,8 @@ class GroupInference:
                 results[reading] = self._none(reading, index, own)
                 continue
             results[reading] = self._consistent(reading, index, survivors, own)
+            results[reading].combinations = [
+                dict(zip(self.group, combo, strict=True)) for combo in survivors]
         return results
 
     def _records(self, probes: Iterable[Probe]) -> list[ProbeRecord]:
