@@ -39,6 +39,7 @@ of this module, in :func:`main`).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import sys
@@ -126,8 +127,13 @@ class Group:
 
     def profile(self, option: tuple[str, ...]) -> Profile:
         """The default profile with this group's readings set to ``option``."""
-        name = "default" + "".join(f"+{r}={o}" for r, o in zip(self.readings, option, strict=True))
-        return Profile(name, dict(zip(self.readings, option, strict=True)))
+        return _profile(self.readings, option)
+
+
+@functools.lru_cache(maxsize=4096)
+def _profile(readings: tuple[str, ...], option: tuple[str, ...]) -> Profile:
+    name = "default" + "".join(f"+{r}={o}" for r, o in zip(readings, option, strict=True))
+    return Profile(name, dict(zip(readings, option, strict=True)))
 
 
 def label(option: tuple[str, ...]) -> str:
@@ -426,7 +432,12 @@ class Judge:
 
     calls: list[SendCall]
     context: SendContext = field(default_factory=fresh_context)
+    #: (call index, the profile's choices) -> signature.
     _cache: dict[tuple[int, tuple[tuple[str, str], ...]], Signature] = field(
+        default_factory=dict
+    )
+    #: The choices of each profile seen (by identity: profiles are built once and cached).
+    _choices: dict[int, tuple[Profile, tuple[tuple[str, str], ...]]] = field(
         default_factory=dict
     )
     evaluations: int = 0
@@ -441,7 +452,10 @@ class Judge:
         return len(self.calls) - 1
 
     def signature(self, index: int, profile: Profile) -> Signature:
-        key = (index, tuple(sorted(profile.choices.items())))
+        known = self._choices.get(id(profile))
+        if known is None or known[0] is not profile:
+            known = self._choices[id(profile)] = (profile, tuple(sorted(profile.choices.items())))
+        key = (index, known[1])
         found = self._cache.get(key)
         if found is None:
             self.evaluations += 1
@@ -466,8 +480,17 @@ def neighbours(group: Group) -> list[tuple[str, str]]:
     ]
 
 
+_WITH: dict[tuple[str, str, str], Profile] = {}
+
+
 def _with(profile: Profile, reading: str, option: str) -> Profile:
-    return profile.with_choice(reading, option)
+    """``profile.with_choice(reading, option)``, built once (profiles are not hashable; their
+    names say every choice they make)."""
+    key = (profile.name, reading, option)
+    found = _WITH.get(key)
+    if found is None:
+        found = _WITH[key] = profile.with_choice(reading, option)
+    return found
 
 
 def robust(judge: Judge, index: int, group: Group, pair: Pair) -> bool:
@@ -548,28 +571,32 @@ def _probe(
     }
 
 
-def find_all(judge: Judge, z3_search: Z3Search | None) -> list[Found]:
-    """A separating call for every pair that has one: Z3 for the arithmetic readings (when
-    ``z3_search`` is given), the lattice for the rest and where Z3 finds nothing."""
-    found: list[Found] = []
-    for group in groups():
-        pairs = group.pairs()
-        by_z3: dict[Pair, int] = {}
-        if z3_search is not None and len(group.readings) == 1 and (
-            group.readings[0] in ARITH_READINGS
-        ):
-            for pair in pairs:
-                call = z3_search(group.readings[0], pair[0][0], pair[1][0])
-                if call is not None:
-                    by_z3[pair] = judge.add(call)
-        rest = [p for p in pairs if p not in by_z3]
-        by_lattice = search_lattice(judge, group, rest)
+def find_group(judge: Judge, group: Group, z3_search: Z3Search | None) -> list[Found]:
+    """A separating call for every pair of ``group`` that has one: Z3 for a single arithmetic
+    reading (when ``z3_search`` is given), the lattice for the rest and where Z3 finds
+    nothing."""
+    pairs = group.pairs()
+    by_z3: dict[Pair, int] = {}
+    if z3_search is not None and len(group.readings) == 1 and (
+        group.readings[0] in ARITH_READINGS
+    ):
         for pair in pairs:
-            if pair in by_z3:
-                found.append(Found(group, pair, by_z3[pair], "z3"))
-            elif pair in by_lattice:
-                found.append(Found(group, pair, by_lattice[pair], "lattice"))
+            call = z3_search(group.readings[0], pair[0][0], pair[1][0])
+            if call is not None:
+                by_z3[pair] = judge.add(call)
+    by_lattice = search_lattice(judge, group, [p for p in pairs if p not in by_z3])
+    found = []
+    for pair in pairs:
+        if pair in by_z3:
+            found.append(Found(group, pair, by_z3[pair], "z3"))
+        elif pair in by_lattice:
+            found.append(Found(group, pair, by_lattice[pair], "lattice"))
     return found
+
+
+def find_all(judge: Judge, z3_search: Z3Search | None) -> list[Found]:
+    """:func:`find_group` for every group (:func:`groups`)."""
+    return [item for group in groups() for item in find_group(judge, group, z3_search)]
 
 
 def probes_of(judge: Judge, found: Sequence[Found]) -> list[dict[str, Any]]:
