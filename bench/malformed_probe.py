@@ -1,0 +1,111 @@
+"""Malformed-input campaign at scale: probe files (``vmbspec probe --calls FILE``).
+
+Runs the generator and check of ``tests/conformance/test_probe_inputs.py`` (the stored
+``conformance/probe/calls.json`` mutated: wrong types, huge integers, deep nesting, missing and
+unknown keys, unknown readings and options, bad steps; random JSON; random bytes) for at least
+``--inputs`` inputs (10,000 by default). Allowed outcomes: the file loads (its first probe is
+then run on the simulator and gives an outcome) or one ``ProbeFileError`` line naming the
+file; anything else is counted as a crash.
+
+Run: ``python bench/malformed_probe.py [--inputs N] [--write bench/results/malformed-probe.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import importlib.util
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(relative: str) -> ModuleType:
+    """A test module, loaded by path (the tests are not a package)."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def campaign(
+    strategy: st.SearchStrategy[Any], check: Callable[[Any], str], inputs: int
+) -> tuple[collections.Counter[str], list[str], float]:
+    """Run ``check`` on generated inputs until at least ``inputs`` have run."""
+    outcomes: collections.Counter[str] = collections.Counter()
+    crashes: list[str] = []
+    started = time.perf_counter()
+    round_number = 0
+    while sum(outcomes.values()) + len(crashes) < inputs:
+        round_number += 1
+        left = inputs - sum(outcomes.values()) - len(crashes)
+
+        @seed(round_number)
+        @settings(max_examples=left, deadline=None, database=None,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(strategy)
+        def run(value: Any) -> None:
+            try:
+                outcomes[check(value)] += 1
+            except Exception:  # any other outcome is what the campaign looks for
+                crashes.append(traceback.format_exc(limit=-3))
+
+        run()
+    return outcomes, crashes, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--inputs", type=int, default=10_000, help="inputs (default 10000)")
+    parser.add_argument("--write", metavar="FILE", help="write the results as Markdown")
+    args = parser.parse_args(argv)
+    module = _load("tests/conformance/test_probe_inputs.py")
+    outcomes, crashes, seconds = campaign(module.probe_documents(),
+                                          module.check_probe_document, args.inputs)
+    total = sum(outcomes.values()) + len(crashes)
+    shown = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
+    print(f"probe files: {total} inputs ({shown}), {len(crashes)} crashes, {seconds:.1f} s")
+    for crash in crashes[:3]:
+        print(crash)
+    if args.write:
+        command = " ".join(["python bench/malformed_probe.py", *(argv or sys.argv[1:])])
+        lines = [
+            "# Malformed-input campaign: probe files",
+            "",
+            f"Command: `{command}` (from the repository root, with the project's virtual "
+            "environment).",
+            "",
+            f"Machine: {platform.machine()}, {platform.system()} {platform.release()}, Python "
+            f"{platform.python_version()}; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+            "",
+            "A crash is any outcome other than a file that loads (its first probe then run on "
+            "the simulator, giving an outcome) or one `ProbeFileError` line naming the file. "
+            "Generator: `tests/conformance/test_probe_inputs.py` (the stored "
+            "`conformance/probe/calls.json` mutated, random JSON, random bytes), generation "
+            "phase only, seeds 1, 2, ...",
+            "",
+            "| interface | inputs | outcomes | crashes | seconds |",
+            "|---|---:|---|---:|---:|",
+            f"| probe files: `load_probes` (+ the first probe on `sim`) | {total} | {shown} | "
+            f"{len(crashes)} | {seconds:.1f} |",
+            "",
+        ]
+        Path(args.write).write_text("\n".join(lines), encoding="utf-8")
+    return 0 if not crashes else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
