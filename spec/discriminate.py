@@ -141,6 +141,16 @@ def label(option: tuple[str, ...]) -> str:
     return "+".join(option)
 
 
+def interacting(readings: Sequence[str]) -> frozenset[str]:
+    """The readings :data:`JOINT` ties to any of ``readings`` (transitively), besides them."""
+    found = set(readings)
+    while True:
+        more = {r for joint in JOINT if found & set(joint) for r in joint} - found
+        if not more:
+            return frozenset(found - set(readings))
+        found |= more
+
+
 def groups() -> list[Group]:
     """Every multi-option reading alone, then the interacting readings jointly."""
     return [Group((r,)) for r in multi_option_readings()] + [Group(j) for j in JOINT]

@@ -252,16 +252,32 @@ def test_each_probe_passes_under_the_simulators_option_and_fails_under_the_other
     assert runs > 100
 
 
-def test_sequence_probes_run_on_the_default_simulator() -> None:
+def test_sequence_probes_show_a_target_taking_the_wider_options_freedom() -> None:
+    # They separate no pair, yet a simulator that uses the freedom of the wider option (reads
+    # a queued buffer late, cancels with another error status, completes a no-wait packet when
+    # written) is consistent with that option only; one keeping the narrower is consistent with
+    # both.
     from conformance.replay import replay_steps
     from conformance.targets import resolve_target
 
-    _, factory = resolve_target("sim")
-    sequences = [p for p in _saved()["probes"] if p["source"] == "sequence"]
-    assert {p["reading"] for p in sequences} >= {"A8", "A11", "A12"}
-    for probe in sequences:
-        result = replay_steps(probe["steps"], factory, readings.Profile.default())
-        assert result.failure is None, probe["id"]
+    sequences = {p["reading"]: p for p in _saved()["probes"] if p["source"] == "sequence"}
+    assert set(sequences) == {"A4", "A8", "A11", "A12"}
+    expected = {
+        ("A4", "a"): {"a", "b"}, ("A4", "b"): {"b"}, ("A4", "c"): {"c"},
+        ("A11", "call-or-write"): {"call-or-write"},
+        ("A11", "at-call"): {"call-or-write", "at-call"},
+        ("A12", "cancel"): {"cancel", "any-error"}, ("A12", "any-error"): {"any-error"},
+        ("A8", "exact"): {"any-error", "exact"},
+    }
+    for (reading, option), consistent in expected.items():
+        _, factory = resolve_target(f"sim:{reading}={option}")
+        group = discriminate.Group((reading,))
+        found = {
+            o for o in discriminate.reading_options(reading)
+            if replay_steps(sequences[reading]["steps"], factory, group.profile((o,))).failure
+            is None
+        }
+        assert found == consistent, (reading, option, found)
 
 
 # -- vmbspec requirements ---------------------------------------------------------------------
@@ -282,3 +298,31 @@ def test_requirements_say_which_options_cannot_be_told_apart(
     assert notes["READ-A12"] and notes["READ-A12"][0]["options"] == ["cancel", "any-error"]
     assert notes["READ-A3"] == []
     assert "READ-A13" in notes and notes["READ-A13"] is None  # one option: nothing to tell
+
+
+def test_only_the_declared_interacting_readings_can_fool_a_probe() -> None:
+    # A probe of reading R may be fooled by a target that also follows another option of a
+    # reading S (its verdicts under (x, S=o) and (y) then share an outcome) only where S is
+    # declared to interact with R (spec.discriminate.JOINT): the probe infers those jointly.
+    judge = discriminate.Judge([])
+    checked = 0
+    for probe in _saved()["probes"]:
+        if not probe["separates"]:
+            continue
+        group = discriminate.group_of(probe["reading"])
+        index = judge.add(discriminate.call_of_steps(probe["steps"]))
+        partners = discriminate.interacting(group.readings)
+        for a, b in probe["separates"]:
+            x, y = (group.profile(tuple(o.split("+"))) for o in (a, b))
+            sx, sy = judge.signature(index, x), judge.signature(index, y)
+            for reading, option in discriminate.neighbours(group):
+                if reading in partners:
+                    continue
+                nx = judge.signature(index, x.with_choice(reading, option))
+                ny = judge.signature(index, y.with_choice(reading, option))
+                assert not discriminate.signatures_share(nx, ny), (probe["id"], reading, option)
+                assert not discriminate.signatures_share(nx, sy), (probe["id"], reading, option)
+                assert not discriminate.signatures_share(ny, sx), (probe["id"], reading, option)
+                checked += 1
+    assert checked > 1000
+    assert discriminate.interacting(("A9",)) == {"A1", "A5"}
