@@ -21,6 +21,13 @@ the spec itself, so no list of probes is kept by hand:
   with both. They are listed as *unobservable*, with the reason, and get a short step sequence
   each (:func:`sequence_probes`) that still shows a target taking the wider option's freedom.
 
+A call that separates two options may still be fooled by a target that follows another option
+of a third reading. Among the separating calls of the lattice the search prefers a *robust*
+one (:func:`robust`: no single other reading's option makes the two look alike); the readings
+that can still fool a probe are exactly those :data:`JOINT` declares interacting, whose
+combinations are searched as joint groups (``"A1+A5"``, options ``"b+a"``) for the probe to
+infer jointly (:func:`interacting`).
+
 Two verdicts *share an outcome* (:func:`share_outcome`) when an ``Accepted`` of one emits what
 an ``Accepted`` of the other emits (packet type, ranges with their PFNs, total length, the
 completion-requested bit, and whether the packet completes when written or when the host
