@@ -59,6 +59,8 @@ INTERACTING: tuple[tuple[str, str], ...] = (("A2", "A3"), ("A1", "A5"), ("A1", "
 MAX_PASSES = 3
 #: The confirmation check: stateful examples after the case catalog.
 CONFIRM_EXAMPLES = 50
+#: Profiles the confirmation tries at most: the one found, then others the probes left open.
+MAX_CONFIRMATIONS = 4
 #: Outcome kinds that are a fault of the target rather than an answer to judge.
 FAULTS = frozenset({"crash", "hang", "target-error", "protocol-error"})
 
@@ -483,6 +485,9 @@ class ProbeResult:
     seconds: float = 0.0
     probe_seconds: float = 0.0
     confirmation: ConformanceReport | None = None
+    #: Profiles the probes left open whose confirmation check failed (name, summary), before
+    #: the one in ``profile``.
+    rejected_profiles: list[tuple[str, str]] = field(default_factory=list)
     #: Why probing stopped early (the target became unreachable), "" when it did not.
     stopped: str = ""
     problems: list[str] = field(default_factory=list)
@@ -555,9 +560,77 @@ def infer_readings(
                          runner.runs, passes, stopped=stopped)
     result.probe_seconds = time.perf_counter() - started
     if confirm and not stopped:
-        if progress is not None:
-            progress(f"confirming: check --profile {profile.name}")
-        result.confirmation = run_conformance(
-            factory, profile=profile, examples=confirm_examples, seed=seed, cases=True)
+        _confirm(result, factory, confirm_examples, seed, progress)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _named_readings(report: ConformanceReport) -> set[str]:
+    """The readings the failures of ``report`` name (``READ-A12`` -> ``A12``)."""
+    return {rid.removeprefix("READ-") for failure in report.failures
+            for rid in failure.requirements if rid.startswith("READ-")}
+
+
+def _alternatives(result: ProbeResult, named: set[str]) -> list[Profile]:
+    """The other profiles the probes left open: each group of readings switched to another
+    safe combination of options consistent with the target, one group at a time, those of
+    the readings the failed check named first."""
+    chosen = dict(result.profile.choices)
+    found = [result.profile]
+    seen_groups: set[tuple[str, ...]] = set()
+    for reading in result.readings:
+        group = reading.group or (reading.reading,)
+        if group in seen_groups or not reading.ok:
+            continue
+        seen_groups.add(group)
+        combos = reading.combinations or [{reading.reading: o} for o in reading.consistent]
+        for combo in combos:
+            if any((r, o) in UNSAFE for r, o in combo.items()):
+                continue
+            profile = profile_of({**chosen, **combo})
+            if profile.choices != result.profile.choices and profile not in found:
+                found.append(profile)
+    def changed(profile: Profile) -> set[str]:
+        return {r for r in READING_IDS if profile[r] != result.profile[r]}
+
+    return sorted(found[1:], key=lambda profile: not changed(profile) & named)
+
+
+def _confirm(result: ProbeResult, factory: TargetFactory, examples: int, seed: int,
+             progress: Callable[[str], None] | None) -> None:
+    """The short check under the profile found. When it fails (the target's answers, not
+    an error of vmbspec) and the probes left other options open, each of those is checked
+    in turn; the first that passes becomes the profile, and the report says what failed."""
+    first: tuple[Profile, ConformanceReport] | None = None
+    queue = [result.profile]
+    while queue and len(result.rejected_profiles) < MAX_CONFIRMATIONS:
+        profile = queue.pop(0)
+        if progress is not None:
+            progress(f"confirming: check --profile {profile.name}")
+        report = run_conformance(factory, profile=profile, examples=examples, seed=seed,
+                                 cases=True)
+        if report.verdict != "FAIL":
+            if first is not None:
+                _adopt(result, first[0], profile)
+            result.profile, result.confirmation = profile, report
+            return
+        result.rejected_profiles.append((profile.name, report.summary()))
+        if first is None:
+            first = (profile, report)
+            queue = _alternatives(result, _named_readings(report))
+    if first is not None:  # every one failed: the profile found, and its failures
+        result.profile, result.confirmation = first
+        del result.rejected_profiles[0]
+
+
+def _adopt(result: ProbeResult, failed: Profile, profile: Profile) -> None:
+    """Say in each reading's verdict which option the confirmed profile takes, when that is
+    not the one the probes preferred."""
+    for reading in result.readings:
+        option = profile[reading.reading]
+        if option == reading.chosen:
+            continue
+        reading.chosen = option
+        reading.why = [w for w in reading.why if not w.startswith("the profile takes")]
+        reading.why.append(f"the profile takes ({option}): the check under {failed.name} "
+                           f"failed, under {profile.name} it passed")

@@ -40,10 +40,18 @@ def _confirmation_line(result: ProbeResult) -> str:
         return "not confirmed (the probe stopped before the check)" if result.stopped else \
             "not confirmed (no check was asked for)"
     head = f"check --profile {result.profile.name}: {report.verdict}"
+    tried = "".join(
+        f"\n    (also checked --profile {name}: FAIL: {_first_failure(summary)})"
+        for name, summary in result.rejected_profiles)
     if report.passed:
-        return f"{head} ({report.cases_run} cases, {report.examples} stateful examples)"
+        return f"{head} ({report.cases_run} cases, {report.examples} stateful examples){tried}"
     lines = report.summary().splitlines()[1:4]
-    return head + "".join(f"\n    {line.strip()}" for line in lines)
+    return head + "".join(f"\n    {line.strip()}" for line in lines) + tried
+
+
+def _first_failure(summary: str) -> str:
+    lines = summary.splitlines()
+    return lines[1].strip() if len(lines) > 1 else lines[0] if lines else ""
 
 
 def _consistent(reading: ReadingResult) -> str:
@@ -104,6 +112,8 @@ def to_json(result: ProbeResult) -> dict[str, Any]:
             "cases": confirmation.cases_run,
             "examples": confirmation.examples,
             "summary": confirmation.summary(),
+            "also_checked": [{"profile": name, "verdict": "FAIL", "summary": summary}
+                             for name, summary in result.rejected_profiles],
         },
         "runs": result.runs,
         "passes": result.passes,

@@ -210,3 +210,37 @@ def test_a_bad_probe_file_is_a_usage_error_naming_the_probe(
     with pytest.raises(ProbeFileError, match="step 1"):
         parse_probes({"probes": [{"id": "x", "reading": "A1", "steps": [{"op": "fly"}]}]},
                      "doc")
+
+
+class _CancelsOneWithCancelled(SimTarget):
+    """Follows A12 any-error, except that a channel closed with one packet outstanding
+    cancels it with STATUS_CANCELLED: the probe (one packet) cannot tell (cancel) from
+    (any-error); the check of the default profile (several packets) can."""
+
+    def __init__(self) -> None:
+        super().__init__(readings={"A12": "any-error"})
+        self._closing = False
+
+    def disable_channel(self, channel: int) -> None:
+        super().disable_channel(channel)
+        self._closing = True
+
+    def completions(self) -> list[tuple[int, int, bytes]]:
+        calls = list(super().completions())
+        if self._closing:
+            self._closing = False
+            if sum(status == 0xC0000001 for _, status, _ in calls) == 1:
+                calls = [(p, 0xC0000120 if s == 0xC0000001 else s, d) for p, s, d in calls]
+        return calls
+
+
+def test_a_failed_confirmation_tries_the_options_the_probes_left_open() -> None:
+    result = infer_readings(_CancelsOneWithCancelled, PROBES, target="cancels-one")
+    a12 = {r.reading: r for r in result.readings}["A12"]
+    assert a12.consistent == ("cancel", "any-error")
+    assert result.profile.name == "default+A12=any-error"
+    assert result.confirmation is not None and result.confirmation.passed
+    assert [name for name, _ in result.rejected_profiles] == ["default"]
+    assert a12.chosen == "any-error" and any("check under default failed" in w for w in a12.why)
+    assert exit_status(result) == 0
+    assert "also checked --profile default: FAIL" in render_text(result)
