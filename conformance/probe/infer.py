@@ -572,9 +572,9 @@ def _named_readings(report: ConformanceReport) -> set[str]:
 
 
 def _alternatives(result: ProbeResult, named: set[str]) -> list[Profile]:
-    """The other profiles the probes left open: each group of readings switched to another
-    safe combination of options consistent with the target, one group at a time, those of
-    the readings the failed check named first."""
+    """The other profiles the probes left open where the failed check points: each group of
+    readings the failures name switched to another safe combination of options consistent
+    with the target, one group at a time."""
     chosen = dict(result.profile.choices)
     found = [result.profile]
     seen_groups: set[tuple[str, ...]] = set()
@@ -593,14 +593,16 @@ def _alternatives(result: ProbeResult, named: set[str]) -> list[Profile]:
     def changed(profile: Profile) -> set[str]:
         return {r for r in READING_IDS if profile[r] != result.profile[r]}
 
-    return sorted(found[1:], key=lambda profile: not changed(profile) & named)
+    return [profile for profile in found[1:] if changed(profile) & named]
 
 
 def _confirm(result: ProbeResult, factory: TargetFactory, examples: int, seed: int,
              progress: Callable[[str], None] | None) -> None:
     """The short check under the profile found. When it fails (the target's answers, not
-    an error of vmbspec) and the probes left other options open, each of those is checked
-    in turn; the first that passes becomes the profile, and the report says what failed."""
+    an error of vmbspec), every reading followed a documented option and the probes left
+    other options open on a reading the failures name, each of those is checked in turn
+    (:func:`_alternatives`); the first that passes becomes the profile, and the report says
+    what failed."""
     first: tuple[Profile, ConformanceReport] | None = None
     queue = [result.profile]
     while queue and len(result.rejected_profiles) < MAX_CONFIRMATIONS:
@@ -617,7 +619,8 @@ def _confirm(result: ProbeResult, factory: TargetFactory, examples: int, seed: i
         result.rejected_profiles.append((profile.name, report.summary()))
         if first is None:
             first = (profile, report)
-            queue = _alternatives(result, _named_readings(report))
+            if all(reading.ok for reading in result.readings):
+                queue = _alternatives(result, _named_readings(report))
     if first is not None:  # every one failed: the profile found, and its failures
         result.profile, result.confirmation = first
         del result.rejected_profiles[0]

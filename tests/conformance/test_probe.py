@@ -244,3 +244,59 @@ def test_a_failed_confirmation_tries_the_options_the_probes_left_open() -> None:
     assert a12.chosen == "any-error" and any("check under default failed" in w for w in a12.why)
     assert exit_status(result) == 0
     assert "also checked --profile default: FAIL" in render_text(result)
+
+
+#: A library over the Rust core that reads one PFN past the MDL's array on every send with
+#: FORCE_MDL_LENGTH: with guard pages, a crash in the worker process.
+_OVERREAD_ON_FORCE = r"""
+NTSTATUS VmbPacketSendWithExternalMdl(VMBPACKET PacketObject, void *Buffer, uint32_t BufferLength,
+                                      MDL *ExternalDataMdl, uint32_t MdlOffset,
+                                      uint32_t MdlLength, uint32_t Flags)
+{
+    if (ExternalDataMdl != NULL && (Flags & 0x2)) {
+        uint64_t span = ((ExternalDataMdl->ByteOffset & 0xFFF)
+                         + (uint64_t)ExternalDataMdl->ByteCount + 0xFFF) >> 12;
+        volatile uint64_t sink = MmGetMdlPfnArray(ExternalDataMdl)[span];
+        (void)sink;
+    }
+    return REAL(VmbPacketSendWithExternalMdl)(PacketObject, Buffer, BufferLength,
+                                              ExternalDataMdl, MdlOffset, MdlLength, Flags);
+}
+"""
+
+
+def _adapters_conftest() -> Any:
+    """tests/adapters/conftest.py (its shim builder), loaded by path: tests is no package."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "adapters" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("vmbspec_adapters_conftest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_native_library_that_crashes_on_probe_calls_is_probed_through_isolation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    helpers = _adapters_conftest()
+    from adapters.native import GUARD_AVAILABLE
+    from adapters.rust.build import library_path
+
+    if not GUARD_AVAILABLE:
+        pytest.skip("guard pages need Linux")
+    source = helpers.shim_source(_OVERREAD_ON_FORCE, ["VmbPacketSendWithExternalMdl"])
+    library = helpers.compile_library(source, tmp_path / "liboverread.so", core=library_path())
+    status = main(["probe", "--target", f"native:{library}", "--quiet", "--examples", "5",
+                   "--json", str(tmp_path / "native.json")])
+    out = capsys.readouterr().out
+    document = json.loads((tmp_path / "native.json").read_text())
+    by_reading = {r["reading"]: r for r in document["readings"]}
+    assert status == 1, out
+    assert by_reading["READ-A3"]["verdict"] == "crash", out
+    assert "crashed on a probe call" in by_reading["READ-A3"]["text"]
+    assert any("PFN" in why or "MDL" in why for why in by_reading["READ-A3"]["why"]), out
+    assert by_reading["READ-A6"]["verdict"] == "follows"  # the probe went on
+    assert by_reading["READ-A7"]["verdict"] in ("follows", "cannot-tell")
