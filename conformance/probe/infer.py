@@ -51,10 +51,12 @@ from conformance.report import describe_step
 from conformance.runner import ConformanceReport, _classify, _make_target, run_conformance
 from conformance.targets import TargetFactory
 from spec.catalog import CATALOG
+from spec.discriminate import JOINT
 from spec.readings import READING_IDS, Profile
 
-#: Pairs of readings whose options interact: they are inferred jointly.
-INTERACTING: tuple[tuple[str, str], ...] = (("A2", "A3"), ("A1", "A5"), ("A1", "A9"))
+#: Readings whose options interact, inferred jointly: the spec's own list (the discriminating
+#: search takes the same readings jointly, ``spec.discriminate.JOINT``).
+INTERACTING: tuple[tuple[str, ...], ...] = JOINT
 #: Passes over the groups, each with the others held at the previous pass's inference.
 MAX_PASSES = 3
 #: The confirmation check: stateful examples after the case catalog.
@@ -94,11 +96,11 @@ def probed_readings() -> tuple[str, ...]:
 def reading_groups(readings: Sequence[str]) -> tuple[tuple[str, ...], ...]:
     """``readings`` in groups: the connected components of :data:`INTERACTING`."""
     group_of = {reading: {reading} for reading in readings}
-    for first, second in INTERACTING:
-        if first in group_of and second in group_of:
-            merged = group_of[first] | group_of[second]
-            for reading in merged:
-                group_of[reading] = merged
+    for joint in INTERACTING:
+        present = [r for r in joint if r in group_of]
+        merged = set().union(*(group_of[r] for r in present)) if present else set()
+        for reading in merged:
+            group_of[reading] = merged
     groups: list[tuple[str, ...]] = []
     for reading in readings:
         group = tuple(r for r in readings if r in group_of[reading])

@@ -58,6 +58,11 @@ def _consistent(reading: ReadingResult) -> str:
     return ", ".join(reading.consistent) or "none"
 
 
+def _joint_groups(result: ProbeResult) -> str:
+    groups = dict.fromkeys(r.group for r in result.readings if len(r.group) > 1)
+    return ", ".join("+".join(group) for group in groups)
+
+
 def render_text(result: ProbeResult, target_arg: str = "") -> str:
     """The terminal's text: a table, the explanations, the confirmation and the profile."""
     lines = [
@@ -73,6 +78,10 @@ def render_text(result: ProbeResult, target_arg: str = "") -> str:
                      f"{reading.text}")
         for why in reading.why:
             lines.append(f"{'':<9} {'':<{width}}    - {why}")
+    joint = _joint_groups(result)
+    if joint:
+        lines += ["", f"inferred jointly: {joint} (every combination of their options, on "
+                  "every probe of any of them)"]
     if result.stopped:
         lines += ["", f"probing stopped: {result.stopped}"]
     unsafe = result.unsafe
