@@ -349,8 +349,7 @@ class GroupInference:
         self.records = {p.id: ProbeRecord(p) for p in self.probes}
 
     def profile(self, combo: Combination) -> Profile:
-        choices = {**self.base, **dict(zip(self.group, combo, strict=True))}
-        return Profile("probe", choices)
+        return profile_of({**self.base, **dict(zip(self.group, combo, strict=True))})
 
     def first_failure(self, combo: Combination,
                       probes: Iterable[Probe]) -> tuple[Probe, Outcome] | None:

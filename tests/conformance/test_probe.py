@@ -300,3 +300,21 @@ def test_a_native_library_that_crashes_on_probe_calls_is_probed_through_isolatio
     assert any("PFN" in why or "MDL" in why for why in by_reading["READ-A3"]["why"]), out
     assert by_reading["READ-A6"]["verdict"] == "follows"  # the probe went on
     assert by_reading["READ-A7"]["verdict"] in ("follows", "cannot-tell")
+
+
+def test_a_target_that_follows_no_documented_reading_is_told_so_with_each_option() -> None:
+    # zero-length-range: a resolved length of 0 is sent as a range of 0 bytes, which neither
+    # option of READ-A9 allows (reject: rejected; no-range: a packet with no range).
+    result = _probe("sim:zero-length-range")
+    a9 = {r.reading: r for r in result.readings}["A9"]
+    assert a9.verdict == "none" and a9.consistent == ()
+    assert a9.text.startswith("follows no documented reading")
+    assert [why.split(")")[0] for why in a9.why] == ["(reject", "(no-range"]
+    assert "returned STATUS_SUCCESS; allowed: any NT_ERROR status" in a9.why[0]
+    assert "VmbPacketSendWithExternalMdl(" in a9.why[0] and "WIRE-RANGE-NONEMPTY" in a9.why[1]
+    assert exit_status(result) == 1
+    document = to_json(result)
+    entry = next(r for r in document["readings"] if r["reading"] == "READ-A9")
+    assert entry["verdict"] == "none" and entry["consistent"] == []
+    assert any(p["outcomes"] for p in entry["probes"])
+    assert "FAIL" in to_markdown(result)
