@@ -151,23 +151,34 @@ def test_the_rust_core_is_probed_through_isolation(
 
 
 class _CrashesOnForce(SimTarget):
-    """A simulator whose every send with FORCE_MDL_LENGTH crashes (as a worker would say)."""
+    """A simulator whose every send with FORCE_MDL_LENGTH crashes or hangs (as an isolated
+    target's worker says: an exception whose ``kind`` is "crash" or "hang")."""
+
+    kind = "crash"
 
     def send_with_external_mdl(self, *args: Any) -> int:
         if args[-1] & 0x2:
-            error = RuntimeError("segfault in VmbPacketSendWithExternalMdl")
-            error.kind = "crash"  # type: ignore[attr-defined]
+            error = RuntimeError(f"{self.kind}: segfault in VmbPacketSendWithExternalMdl")
+            error.kind = self.kind  # type: ignore[attr-defined]
             raise error
         result: int = super().send_with_external_mdl(*args)
         return result
 
 
-def test_a_crash_on_a_probe_call_is_that_readings_verdict_and_the_probe_goes_on() -> None:
-    result = infer_readings(_CrashesOnForce, PROBES, target="crashes-on-force", confirm=False)
+class _HangsOnForce(_CrashesOnForce):
+    kind = "hang"
+
+
+@pytest.mark.parametrize(("factory", "word"), [(_CrashesOnForce, "crashed"),
+                                               (_HangsOnForce, "hung")])
+def test_a_crash_on_a_probe_call_is_that_readings_verdict_and_the_probe_goes_on(
+    factory: type[SimTarget], word: str
+) -> None:
+    result = infer_readings(factory, PROBES, target="crashes-on-force", confirm=False)
     by_reading = {r.reading: r for r in result.readings}
     crashed = by_reading["A3"]
     assert crashed.verdict == "crash" and crashed.consistent == ()
-    assert "crashed on a probe call" in crashed.text
+    assert f"{word} on a probe call" in crashed.text
     assert "VmbPacketSendWithExternalMdl(" in crashed.text
     assert any("segfault" in why for why in crashed.why)
     # The readings without FORCE probes are inferred as on the plain simulator.
@@ -175,7 +186,7 @@ def test_a_crash_on_a_probe_call_is_that_readings_verdict_and_the_probe_goes_on(
     assert by_reading["A7"].ok and by_reading["A12"].ok
     assert exit_status(result) == 1
     text = render_text(result)
-    assert "READ-A3" in text and "crashed" in text
+    assert "READ-A3" in text and word in text
     assert "crash" in to_markdown(result)
 
 
