@@ -139,11 +139,12 @@ def _cell(text: str) -> str:
 
 def to_markdown(result: ProbeResult, target_arg: str = "") -> str:
     status = exit_status(result)
+    confirmation = "; ".join(line.strip() for line in _confirmation_line(result).splitlines())
     lines = [
         f"# vmbspec probe: {result.target}",
         "",
         f"Profile found: `{result.profile.name}` (exit status {status}). "
-        f"Confirmation: {_cell(_confirmation_line(result))}.",
+        f"Confirmation: {_cell(confirmation)}.",
         "",
         f"{result.runs} probe runs in {result.passes} pass(es), {result.probe_seconds:.1f} s; "
         f"probes from `{result.calls}`.",
@@ -166,12 +167,14 @@ def to_markdown(result: ProbeResult, target_arg: str = "") -> str:
             continue
         lines += ["| probe | source | outcome per option |", "|---|---|---|"]
         for record in reading.probes:
-            outcomes = "; ".join(
-                f"{label}: {'pass' if o.kind == 'pass' else o.kind}"
-                for label, o in record.outcomes.items())
+            by_kind: dict[str, list[str]] = {}
+            for label, outcome in record.outcomes.items():
+                by_kind.setdefault(outcome.kind, []).append(label)
+            outcomes = "; ".join(f"{kind}: {', '.join(labels)}"
+                                 for kind, labels in by_kind.items())
             if record.fault is not None:
                 outcomes = f"**{record.fault.kind}**: {record.fault.line()}"
-            lines.append(f"| `{record.probe.id}` | {record.probe.source} | "
+            lines.append(f"| `{_cell(record.probe.id)}` | {record.probe.source} | "
                          f"{_cell(outcomes)} |")
     target = f" --target {target_arg}" if target_arg else ""
     lines += ["", "To check against it:", "", "```sh",
