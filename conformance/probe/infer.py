@@ -433,7 +433,7 @@ class GroupInference:
             why: list[str] = []
         else:
             text = f"cannot tell {_listed(consistent)} by observation"
-            why = self._why_several(reading, consistent, own)
+            why = self._why_several(reading, consistent, own, survivors[0])
             default = _defaults()[reading]
             why.append(f"the profile takes ({chosen}): "
                        + ("the default" if chosen == default else
@@ -450,8 +450,8 @@ class GroupInference:
                              ("follows" if len(consistent) == 1 else "cannot-tell"),
                              text, why, records, self.group)
 
-    def _why_several(self, reading: str, consistent: tuple[str, ...],
-                     own: list[Probe]) -> list[str]:
+    def _why_several(self, reading: str, consistent: tuple[str, ...], own: list[Probe],
+                     chosen: Combination) -> list[str]:
         why = []
         told = set(consistent)
         for entry in self.unobservable:
@@ -460,14 +460,37 @@ class GroupInference:
                 why.append(f"{_listed(shown)}: unobservable at the interface: {entry.why}")
                 told -= set(shown[1:])
         if len(told) > 1:
+            left = [o for o in consistent if o in told]
+            splitting = [p.id for p in own if _splits(p, reading, left)]
+            others = {r: o for r, o in zip(self.group, chosen, strict=True)
+                      if r != reading and o != _defaults()[r]}
             if not own:
                 why.append(f"calls.json has no probe of READ-{reading}")
+            elif splitting and others:
+                following = ", ".join(f"{r}={o}" for r, o in others.items())
+                why.append(
+                    f"{_listed(left)}: the probes that tell them apart ({', '.join(splitting)}) "
+                    f"do so under other options of {', '.join(others)}; this target follows "
+                    f"{following}, under which each allows its answers")
             else:
                 why.append(
-                    f"{_listed(o for o in consistent if o in told)}: the target's answers to "
-                    f"every probe ({len(own)} of READ-{reading}) are allowed under each "
-                    "(no probe separates what this target does)")
+                    f"{_listed(left)}: the target's answers to every probe ({len(own)} of "
+                    f"READ-{reading}) are allowed under each (no probe separates what this "
+                    "target does)")
         return why
+
+
+def _splits(probe: Probe, reading: str, options: Sequence[str]) -> bool:
+    """Whether ``probe`` claims to separate two of ``options`` of ``reading`` (the other
+    readings of a joint key the same on both sides)."""
+    index = probe.readings.index(reading)
+    for first, second in probe.separates:
+        rest_same = all(a == b for i, (a, b) in enumerate(zip(first, second, strict=True))
+                        if i != index)
+        if rest_same and first[index] != second[index] and \
+                {first[index], second[index]} <= set(options):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------
