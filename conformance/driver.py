@@ -707,7 +707,15 @@ class Driver:
                 f"{where}: completion requested is {decoded.completion_requested}",
             )
         actual = [(r.byte_count, r.byte_offset, tuple(r.pfns)) for r in decoded.ranges]
-        wanted = [(r.byte_count, r.byte_offset, r.pfns) for r in expected.ranges]
+        wanted: list[tuple[int, int, tuple[int | None, ...]]] = [
+            (r.byte_count, r.byte_offset, r.pfns) for r in expected.ranges
+        ]
+        if expected.unsafe and _same_ranges(actual, wanted):
+            # An unsafe reading (A3 (b), (d)) the active profile adopts on purpose: the range
+            # runs past the MDL's PFN array, where the spec knows no PFN (None) and C would
+            # read whatever lies there. Counted, so the report shows the exposure.
+            self.evidence.boundaries["unsafe:pfn-past-the-mdl-array"] += 1
+            wanted = list(actual)
         if actual != wanted:
             followed: list[tuple[str, str]] = []
             if transmission.call is not None and transmission.context is not None:
@@ -923,6 +931,19 @@ def _error_like(status: int) -> bool:
 
 def _success(status: int) -> bool:
     return status < 0x8000_0000
+
+
+def _same_ranges(
+    actual: Sequence[tuple[int, int, tuple[int, ...]]],
+    wanted: Sequence[tuple[int, int, tuple[int | None, ...]]],
+) -> bool:
+    """The ranges agree, a PFN the spec cannot know (None: past the MDL's array) matching any
+    PFN."""
+    return len(actual) == len(wanted) and all(
+        a[:2] == w[:2] and len(a[2]) == len(w[2])
+        and all(x is None or x == y for x, y in zip(w[2], a[2], strict=True))
+        for a, w in zip(actual, wanted, strict=True)
+    )
 
 
 def _range_requirements(expected: Accepted) -> tuple[str, ...]:
