@@ -1,4 +1,5 @@
-"""Malformed-input campaign at scale: probe files (``vmbspec probe --calls FILE``).
+"""Malformed-input campaign at scale: probe files (``vmbspec probe --calls FILE``) and the
+command line of ``vmbspec probe``.
 
 Runs the generator and check of ``tests/conformance/test_probe_inputs.py`` (the stored
 ``conformance/probe/calls.json`` mutated: wrong types, huge integers, deep nesting, missing and
@@ -71,14 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=int, default=10_000, help="inputs (default 10000)")
     parser.add_argument("--write", metavar="FILE", help="write the results as Markdown")
     args = parser.parse_args(argv)
+    all_crashes: list[str] = []
     module = _load("tests/conformance/test_probe_inputs.py")
-    outcomes, crashes, seconds = campaign(module.probe_documents(),
-                                          module.check_probe_document, args.inputs)
-    total = sum(outcomes.values()) + len(crashes)
-    shown = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
-    print(f"probe files: {total} inputs ({shown}), {len(crashes)} crashes, {seconds:.1f} s")
-    for crash in crashes[:3]:
-        print(crash)
+    interfaces = [
+        ("probe files: `load_probes` (+ the first probe on `sim`)", module.probe_documents(),
+         module.check_probe_document),
+        ("`vmbspec probe` command lines (the inference stood in)", module.probe_argvs(),
+         module.check_probe_argv),
+    ]
+    rows = []
+    for title, strategy, check in interfaces:
+        outcomes, crashes, seconds = campaign(strategy, check, args.inputs)
+        total = sum(outcomes.values()) + len(crashes)
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
+        rows.append(f"| {title} | {total} | {shown} | {len(crashes)} | {seconds:.1f} |")
+        print(f"{title}: {total} inputs ({shown}), {len(crashes)} crashes, {seconds:.1f} s")
+        for crash in crashes[:3]:
+            print(crash)
+        all_crashes.extend(crashes)
     if args.write:
         command = " ".join(["python bench/malformed_probe.py", *(argv or sys.argv[1:])])
         lines = [
@@ -91,20 +102,22 @@ def main(argv: list[str] | None = None) -> int:
             f"{platform.python_version()}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
             "",
-            "A crash is any outcome other than a file that loads (its first probe then run on "
-            "the simulator, giving an outcome) or one `ProbeFileError` line naming the file. "
-            "Generator: `tests/conformance/test_probe_inputs.py` (the stored "
-            "`conformance/probe/calls.json` mutated, random JSON, random bytes), generation "
-            "phase only, seeds 1, 2, ...",
+            "A crash is any outcome other than the allowed ones: for probe files a file that "
+            "loads (its first probe then run on the simulator, giving an outcome) or one "
+            "`ProbeFileError` line naming the file; for command lines exit status 0, 1 or 2 "
+            "with no traceback. Generators: `tests/conformance/test_probe_inputs.py` (the "
+            "stored `conformance/probe/calls.json` mutated, random JSON, random bytes; command "
+            "lines of `vmbspec probe` with values drawn as in `cli_campaign.py`, the inference "
+            "stood in by one made once on the simulator), generation phase only, seeds 1, 2, "
+            "...",
             "",
             "| interface | inputs | outcomes | crashes | seconds |",
             "|---|---:|---|---:|---:|",
-            f"| probe files: `load_probes` (+ the first probe on `sim`) | {total} | {shown} | "
-            f"{len(crashes)} | {seconds:.1f} |",
+            *rows,
             "",
         ]
         Path(args.write).write_text("\n".join(lines), encoding="utf-8")
-    return 0 if not crashes else 1
+    return 0 if not all_crashes else 1
 
 
 if __name__ == "__main__":

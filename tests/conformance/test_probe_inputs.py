@@ -1,5 +1,7 @@
 """Probe files from outside (``vmbspec probe --calls FILE``): a malformed one is refused with
-one ``ProbeFileError`` naming the file, the probe and the field, never a traceback.
+one ``ProbeFileError`` naming the file, the probe and the field, never a traceback. And the
+command line of ``vmbspec probe``: drawn values (the generators of ``cli_campaign.py``) end in
+status 0, 1 or 2, never an internal error or a traceback.
 
 The malformed-input campaign: the stored ``conformance/probe/calls.json`` mutated (wrong
 types, huge integers, deep nesting, missing and unknown keys, unknown readings and options,
@@ -10,17 +12,23 @@ runs the same generators (:func:`probe_documents`, :func:`check_probe_document`)
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import importlib.util
 import json
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.sim import SimTarget
-from conformance.probe.infer import ProbeRunner
+from conformance import cli_probe
+from conformance.probe.infer import ProbeResult, ProbeRunner, infer_readings
 from conformance.probe.load import CALLS_PATH, ProbeFileError, load_probes
 from spec.readings import Profile
 
@@ -110,3 +118,75 @@ def test_the_stored_probes_load_and_each_names_its_readings() -> None:
 @given(probe_documents())
 def test_malformed_probe_files_are_refused_cleanly(document: Any) -> None:
     assert check_probe_document(document)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def _load_campaign() -> ModuleType:
+    """cli_campaign.py beside this file (tests/ is no package; bench/ loads it the same way)."""
+    name = "vmbspec_cli_campaign"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("cli_campaign.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_CAMPAIGN = _load_campaign()
+_FOLDER = Path(tempfile.mkdtemp(prefix="vmbspec-probe-campaign-"))
+
+
+def probe_argvs(folder: Path = _FOLDER) -> st.SearchStrategy[list[str]]:
+    """``vmbspec probe`` command lines with one to four drawn options."""
+    files = _CAMPAIGN.paths(folder)
+    numbers = _CAMPAIGN.NUMBERS
+    option = st.one_of(
+        st.tuples(st.just("--target"), _CAMPAIGN.TARGETS),
+        st.tuples(st.sampled_from(["--examples", "--seed", "--timeout"]), numbers),
+        st.tuples(st.sampled_from(["--calls", "--json", "--report"]), files),
+        st.sampled_from([("--isolate",), ("--no-isolate",), ("--no-guard",), ("--bogus",)]),
+    )
+    return st.lists(option, min_size=1, max_size=4).map(
+        lambda parts: ["probe", "--quiet", *[word for part in parts for word in part]])
+
+
+_CANNED: list[ProbeResult] = []
+
+
+def _quick_inference(*_args: Any, **_kwargs: Any) -> ProbeResult:
+    """The inference stood in by one made once on the simulator (a campaign is about the
+    command line's values, not about targets)."""
+    if not _CANNED:
+        _CANNED.append(infer_readings(SimTarget, load_probes(), target="sim", confirm=False))
+    return _CANNED[0]
+
+
+@contextlib.contextmanager
+def quick_probe() -> Iterator[None]:
+    saved = cli_probe.infer_readings
+    cli_probe.infer_readings = _quick_inference  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        cli_probe.infer_readings = saved  # type: ignore[assignment]
+
+
+def check_probe_argv(argv: list[str]) -> str:
+    """Run ``vmbspec ARGV`` (the inference stood in); its exit status, or raise if it was an
+    internal error or a traceback."""
+    with quick_probe():
+        status, err = _CAMPAIGN.run_one(argv)
+    assert status in (0, 1, 2), f"exit {status} for {argv!r}: {err[-500:]}"
+    assert "Traceback (most recent call last)" not in err, err[-500:]
+    return f"exit {status}"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(probe_argvs())
+def test_malformed_probe_command_lines_end_cleanly(argv: list[str]) -> None:
+    assert check_probe_argv(argv)
