@@ -87,6 +87,9 @@ class HarnessUnderTest:
             self.close()
             raise Unexpected("the harness did not say where it listens")
         self.sock = socket.create_connection(("127.0.0.1", int(found.group(1))), 10)
+        # As the suite's client does: a line and the probe after it leave at once, instead of
+        # the probe waiting for the ACK of a line that gets no reply (a notification).
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stream = MessageStream(sock=self.sock)
 
     def exchange(self, line: bytes, timeout: float = 30.0) -> list[Any]:
