@@ -63,6 +63,26 @@ def _joint_groups(result: ProbeResult) -> str:
     return ", ".join("+".join(group) for group in groups)
 
 
+def _verdict(result: ProbeResult, status: int) -> str:
+    """Why the exit status is what it is, in a line."""
+    if status == EXIT_OK:
+        return "every reading follows a documented safe option, and the check confirms it"
+    if status == EXIT_INTERNAL:
+        return "the confirmation could not judge (an error of vmbspec, not of the target)"
+    reasons = []
+    for kind, words in (("none", "follows no documented reading"),
+                        ("crash", "crashed or hung on a probe call"),
+                        ("unsafe", "follows an UNSAFE option")):
+        readings = [f"READ-{r.reading}" for r in result.readings if r.verdict == kind]
+        if readings:
+            reasons.append(f"{', '.join(readings)}: {words}")
+    if result.stopped:
+        reasons.append("probing stopped")
+    if result.confirmation is not None and result.confirmation.verdict == "FAIL":
+        reasons.append(f"the check under {result.profile.name} failed")
+    return "; ".join(reasons) or "the target does not conform"
+
+
 def render_text(result: ProbeResult, target_arg: str = "") -> str:
     """The terminal's text: a table, the explanations, the confirmation and the profile."""
     lines = [
@@ -91,10 +111,7 @@ def render_text(result: ProbeResult, target_arg: str = "") -> str:
                   "PFN array. Not adopted silently: exit status 1."]
     lines += ["", f"confirmation: {_confirmation_line(result)}"]
     status = exit_status(result)
-    verdict = {EXIT_OK: "every reading follows a documented safe option",
-               EXIT_FAILED: "the target does not follow a documented safe reading everywhere, "
-               "or the confirmation failed",
-               EXIT_INTERNAL: "the confirmation could not judge (an error of vmbspec)"}[status]
+    verdict = _verdict(result, status)
     target = f" --target {target_arg}" if target_arg else ""
     lines += [
         f"profile: {result.profile.name}",
