@@ -114,9 +114,9 @@ def render_text(result: ProbeResult, target_arg: str = "") -> str:
     verdict = _verdict(result, status)
     target = f" --target {target_arg}" if target_arg else ""
     lines += [
+        f"verdict: {verdict} (exit {status})",
         f"profile: {result.profile.name}",
         f"  vmbspec check{target} --profile {result.profile.name}",
-        f"verdict: {verdict} (exit {status})",
     ]
     return "\n".join(lines)
 
