@@ -152,6 +152,12 @@ class ConformanceReport:
     #: for the stateful run.
     stopped: str = ""
     not_run: list[str] = field(default_factory=list)
+    #: Processes the run was split over (conformance.workers).
+    workers: int = 1
+    #: The known failures replayed first (conformance.exampledb): for each and each target,
+    #: ``{"id", "target", "found_on", "result"}`` with result "fails", "passes" or why it
+    #: was not replayable.
+    known: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -383,20 +389,39 @@ def _stateful_settings(examples: int, steps_per_example: int) -> settings:
     )
 
 
+def batch_sizes(examples: int, batch_examples: int = BATCH_EXAMPLES) -> list[tuple[int, int]]:
+    """``(batch, examples)`` of every batch of a run of ``examples`` examples: batch ``b``
+    holds ``batch_examples`` examples (the last one the rest), whatever process runs it."""
+    if batch_examples < 1:
+        raise SuiteUsageError(f"batch_examples must be at least 1, not {batch_examples}")
+    return [(number, min(batch_examples, examples - start))
+            for number, start in enumerate(range(0, examples, batch_examples))]
+
+
+def combine_digests(batch_digests: list[str]) -> str:
+    """The run's ``steps_digest``: SHA-256 over the per-batch digests in batch order, so a run
+    split over workers (conformance.workers) has the digest of the same run in one process."""
+    return hashlib.sha256("".join(batch_digests).encode()).hexdigest()
+
+
 def _run_batches(
-    machine: Any, state: RunState, examples: int, steps_per_example: int, seed: int
+    machine: Any, state: RunState, batches: list[tuple[int, int]], steps_per_example: int,
+    seed: int, batch_digests: list[str],
 ) -> None:
-    """Hypothesis test runs of at most :data:`BATCH_EXAMPLES` examples each, batch ``b``
-    seeded ``batch_seed(seed, b)``, until ``examples`` were generated or one fails."""
-    batch = 0
-    while state.examples < examples:
-        size = min(BATCH_EXAMPLES, examples - state.examples)
+    """Hypothesis test runs, one per ``(batch, examples)`` of ``batches`` (see
+    :func:`batch_sizes`), batch ``b`` seeded ``batch_seed(seed, b)``, until all ran or one
+    fails. Each batch's examples go into a digest of their own, kept in ``batch_digests``
+    (also the digest of a batch cut short by a failure)."""
+    for batch, size in batches:
         test = get_state_machine_test(
             machine, settings=_stateful_settings(size, steps_per_example)
         )
         before = state.examples
-        hypothesis_seed(batch_seed(seed, batch))(test)()
-        batch += 1
+        state.digest = hashlib.sha256()
+        try:
+            hypothesis_seed(batch_seed(seed, batch))(test)()
+        finally:
+            batch_digests.append(state.digest.hexdigest())
         if state.examples == before:  # nothing left to generate (cannot happen today)
             return
 
@@ -436,20 +461,30 @@ def _run_stateful(
     steps_per_example: int,
     seed: int,
     progress: ProgressFn | None,
-) -> None:
-    """The stateful run (see :func:`_run_batches`); the first failure, minimised by
+    *,
+    batches: list[tuple[int, int]] | None = None,
+    state: RunState | None = None,
+    minimise_failure: bool = True,
+) -> bool:
+    """The stateful run (see :func:`_run_batches`): every batch of ``examples``, or only
+    ``batches`` (a worker's share, conformance.workers); the first failure, minimised by
     :func:`_minimise`, goes into ``report``. A target that becomes unreachable ends it
-    (:func:`_stateful_cut_short`)."""
-    state = RunState(report.evidence, steps_per_example)
+    (:func:`_stateful_cut_short`). With ``minimise_failure`` False the failure keeps its
+    example's steps and the return value says it is still to be minimised."""
+    if batches is None:
+        batches = batch_sizes(examples)
+    state = state or RunState(report.evidence, steps_per_example)
     if progress is not None:
         state.on_example = lambda n, _steps: progress("stateful", n, examples)
     watch = _StatefulWatch(state)
     machine = build_machine(lambda: watch.target(factory), profile, state)
+    batch_digests: list[str] = []
+    to_minimise = False
     try:
         try:
             with fixed_generation() as reproducible:
                 report.reproducible = reproducible
-                _run_batches(machine, state, examples, steps_per_example, seed)
+                _run_batches(machine, state, batches, steps_per_example, seed, batch_digests)
         except (_Unreachable, Exception):
             if watch.unreachable is None:
                 raise
@@ -468,25 +503,39 @@ def _run_stateful(
         except InternalError as internal:
             report.problems.append(_problem("stateful", internal))
         else:
-            steps = list(state.last_log)
-            try:
-                steps, kind, requirements, message = _minimise(
-                    steps, (kind, requirements, message), factory, profile
-                )
-            except _Unreachable as unreachable:
-                report.stopped = (
-                    f"{_unreachable_reason(str(unreachable.raised), None, 'stateful')} "
-                    "(while the failure of the stateful run was minimised: its steps are "
-                    "the failing example's, not minimised)"
-                )
-            report.failures.append(Failure("stateful", requirements, message, steps, kind))
+            failure = Failure("stateful", requirements, message, list(state.last_log), kind)
+            if minimise_failure:
+                minimise_into(report, failure, factory, profile)
+            else:
+                to_minimise = True
+            report.failures.append(failure)
             if state.failed_at:
                 report.shrink_seconds = round(time.perf_counter() - state.failed_at, 3)
     finally:
         report.examples = state.examples
         report.shrink_runs = state.shrink_runs
-        report.steps_digest = state.digest.hexdigest()
+        report.steps_digest = combine_digests(batch_digests)
         report.generation = state.depth_report()
+    return to_minimise
+
+
+def minimise_into(
+    report: ConformanceReport, failure: Failure, factory: TargetFactory, profile: Profile
+) -> None:
+    """Minimise the stateful run's ``failure`` in place (its steps, kind, requirements and
+    message become the minimal list's); a target that becomes unreachable meanwhile cuts the
+    run short (``report.stopped``) and leaves the failing example's steps."""
+    try:
+        failure.steps, failure.kind, failure.requirements, failure.message = _minimise(
+            failure.steps, (failure.kind, failure.requirements, failure.message), factory,
+            profile,
+        )
+    except _Unreachable as unreachable:
+        report.stopped = (
+            f"{_unreachable_reason(str(unreachable.raised), None, 'stateful')} "
+            "(while the failure of the stateful run was minimised: its steps are "
+            "the failing example's, not minimised)"
+        )
 
 
 def _stateful_cut_short(
@@ -564,10 +613,90 @@ def _minimise(
     return minimal, kind, requirements, message
 
 
+@dataclass
+class KnownFailure:
+    """A failure found by an earlier run (conformance.exampledb): replayed before the cases."""
+
+    id: str
+    steps: list[Step]
+    kind: str = "nonconformance"
+    requirements: tuple[str, ...] = ()
+    #: Where it was found (the target's name), as the store says it.
+    found_on: str = ""
+
+
+class _NotReplayable(Exception):
+    """The steps of a known failure are refused by this vmbspec's driver (stored by another
+    version): skipped, not judged."""
+
+
+def run_known(
+    known: KnownFailure, factory: TargetFactory, profile: Profile, evidence: Evidence
+) -> Failure | None:
+    """Replay a known failure's steps on a fresh target, as a case runs: the failure it
+    shows now (source ``known:<id>``), None if the target passes them now. Steps the driver
+    refuses raise :class:`_NotReplayable`."""
+    source = f"known:{known.id}"
+    try:
+        target = _make_target(factory)
+    except TargetRaised as error:
+        kind, requirements, message = _classify(error)
+        return Failure(source, requirements, message, [], kind)
+    driver = Driver(target, profile, evidence)
+    try:
+        for step in known.steps:
+            driver.execute(step)
+    except StepError as error:
+        raise _NotReplayable(str(error)) from error
+    except Exception as error:
+        kind, requirements, message = _classify(error)
+        return Failure(source, requirements, message, list(driver.log), kind)
+    finally:
+        evidence.end_case()
+        close = getattr(target, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+    return None
+
+
+def _run_known_failures(
+    report: ConformanceReport, factories: list[tuple[str, TargetFactory]], profile: Profile,
+    known: list[KnownFailure],
+) -> bool:
+    """Replay every known failure on every target, first thing in the run; False when a
+    target became unreachable (``report.stopped`` says so)."""
+    for number, failure_known in enumerate(known):
+        for name, factory in factories:
+            interrupt.check()
+            outcome = {"id": failure_known.id, "target": name, "found_on": failure_known.found_on}
+            try:
+                failure = run_known(failure_known, factory, profile, report.evidence)
+            except _NotReplayable as error:
+                outcome["result"] = f"not replayable by this vmbspec: {shorten(str(error))}"
+                report.known.append(outcome)
+                continue
+            except InternalError as error:
+                report.problems.append(_problem(f"known:{failure_known.id}", error))
+                continue
+            if failure is not None and failure.kind == "unreachable":
+                detail = failure.message.split(": ", 1)[-1]
+                report.stopped = _unreachable_reason(detail, None, failure.source)
+                report.not_run = [f"known:{k.id}" for k in known[number:]]
+                return False
+            outcome["result"] = "fails" if failure is not None else "passes"
+            report.known.append(outcome)
+            if failure is not None:
+                if len(factories) > 1:
+                    failure.message = f"on {name}: {failure.message}"
+                report.failures.append(failure)
+    return True
+
+
 def _run_parts(
     report: ConformanceReport, factory: TargetFactory, profile: Profile, cases: bool,
     stateful: bool, examples: int, steps_per_example: int, seed: int,
-    progress: ProgressFn | None,
+    progress: ProgressFn | None, batch_examples: int = BATCH_EXAMPLES,
 ) -> None:
     """The case catalog, then the stateful run, into ``report``; a target that becomes
     unreachable during the cases ends the run there (``report.stopped``)."""
@@ -595,42 +724,13 @@ def _run_parts(
             if progress is not None:
                 progress("cases", number, len(catalog))
     if stateful and examples > 0:
-        _run_stateful(report, factory, profile, examples, steps_per_example, seed, progress)
+        _run_stateful(report, factory, profile, examples, steps_per_example, seed, progress,
+                      batches=batch_sizes(examples, batch_examples))
 
 
-def run_conformance(
-    target: TargetFactory | str = "sim",
-    *,
-    profile: Profile | None = None,
-    examples: int = DEFAULT_EXAMPLES,
-    steps_per_example: int = 40,
-    seed: int | None = None,
-    cases: bool = True,
-    stateful: bool = True,
-    progress: ProgressFn | None = None,
-    target_options: dict[str, Any] | None = None,
-) -> ConformanceReport:
-    """Run the suite against ``target``: a factory of fresh targets, or a name such as
-    ``"sim"``, ``"rust"`` or ``"native:./lib.so"`` (``target_options`` such as
-    ``{"isolate": True, "timeout": 5.0}`` go to the adapter that resolves the name).
-
-    ``seed`` fixes the generated sequences (default :data:`DEFAULT_SEED`: every run is
-    seeded). A bad argument or an adapter lacking interface methods raises
-    :class:`SuiteUsageError`. Ctrl-C during the run returns the report so far, marked
-    ``interrupted``. An error of vmbspec's own is kept in ``report.problems``, never counted
-    as the target's failure."""
-    _validate_arguments(examples, steps_per_example, seed)
-    profile = profile or Profile.default()
-    if not isinstance(profile, Profile):
-        raise SuiteUsageError(f"profile must be a spec.readings.Profile, not {profile!r}")
-    seed = DEFAULT_SEED if seed is None else seed
-    if isinstance(target, str):
-        name, factory = resolve_target(target, target_options)
-    elif callable(target):
-        factory = target
-        name = str(getattr(target, "name", None) or getattr(target, "__name__", repr(target)))
-    else:
-        raise SuiteUsageError(f"target must be a target name or a factory, not {target!r}")
+def _probe(factory: TargetFactory, name: str) -> tuple[str, frozenset[str]]:
+    """A target's display name and capabilities, from one fresh target whose interface is
+    checked (a target lacking methods is the user's mistake: :class:`SuiteUsageError`)."""
     probe = _make_target(factory)
     try:
         check_interface(probe)
@@ -641,16 +741,98 @@ def run_conformance(
         if callable(close):
             with contextlib.suppress(Exception):
                 close()
-    capabilities = frozenset(getattr(probe, "capabilities", ()))
-    name = str(getattr(probe, "name", name))
+    return str(getattr(probe, "name", name)), frozenset(getattr(probe, "capabilities", ()))
+
+
+def _targets(
+    target: TargetFactory | str | list[str], options: dict[str, Any] | None, workers: int
+) -> tuple[list[str], list[tuple[str, TargetFactory]]]:
+    """The target texts (empty for a factory) and ``(name, factory)`` of each target."""
+    if isinstance(target, str):
+        target = [target]
+    if isinstance(target, list):
+        if not target or not all(isinstance(t, str) for t in target):
+            raise SuiteUsageError(f"target must be a target name or a factory, not {target!r}")
+        if len(target) > workers:
+            raise SuiteUsageError(
+                f"{len(target)} targets need at least {len(target)} workers (a worker runs on "
+                f"one target): give --workers {len(target)} or more"
+            )
+        return list(target), [resolve_target(text, options) for text in target]
+    if callable(target):
+        if workers > 1:
+            raise SuiteUsageError(
+                "workers > 1 needs the target as a name (such as 'sim' or "
+                "'remote:tcp://HOST:PORT'): a factory object cannot be sent to other processes"
+            )
+        name = str(getattr(target, "name", None) or getattr(target, "__name__", repr(target)))
+        return [], [(name, target)]
+    raise SuiteUsageError(f"target must be a target name or a factory, not {target!r}")
+
+
+def run_conformance(
+    target: TargetFactory | str | list[str] = "sim",
+    *,
+    profile: Profile | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+    steps_per_example: int = 40,
+    seed: int | None = None,
+    cases: bool = True,
+    stateful: bool = True,
+    progress: ProgressFn | None = None,
+    target_options: dict[str, Any] | None = None,
+    workers: int = 1,
+    batch_examples: int = BATCH_EXAMPLES,
+    known_failures: list[KnownFailure] | None = None,
+) -> ConformanceReport:
+    """Run the suite against ``target``: a factory of fresh targets, or a name such as
+    ``"sim"``, ``"rust"`` or ``"native:./lib.so"`` (``target_options`` such as
+    ``{"isolate": True, "timeout": 5.0}`` go to the adapter that resolves the name), or a
+    list of names, one per worker (worker ``i`` runs on target ``i mod len(targets)``).
+
+    ``seed`` fixes the generated sequences (default :data:`DEFAULT_SEED`: every run is
+    seeded). ``workers`` > 1 splits the cases and the stateful batches over that many
+    processes (conformance.workers) with the same examples, counts and ``steps_digest`` as
+    one process; ``batch_examples`` is the size of a batch (:data:`BATCH_EXAMPLES`).
+    ``known_failures`` (conformance.exampledb) are replayed first, reported like cases with
+    source ``known:<id>``. A bad argument or an adapter lacking interface methods raises
+    :class:`SuiteUsageError`. Ctrl-C during the run returns the report so far, marked
+    ``interrupted``. An error of vmbspec's own is kept in ``report.problems``, never counted
+    as the target's failure."""
+    _validate_arguments(examples, steps_per_example, seed)
+    for label, value, high in (("workers", workers, 1024), ("batch_examples", batch_examples,
+                                                            10**9)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise SuiteUsageError(f"{label} must be an integer in 1..{high}, not {value!r}")
+    profile = profile or Profile.default()
+    if not isinstance(profile, Profile):
+        raise SuiteUsageError(f"profile must be a spec.readings.Profile, not {profile!r}")
+    seed = DEFAULT_SEED if seed is None else seed
+    texts, factories = _targets(target, target_options, workers)
+    probed = [_probe(factory, name) for name, factory in factories]
+    factories = [(name, factory) for (name, _), (_, factory) in zip(probed, factories,
+                                                                     strict=True)]
+    capabilities = frozenset.intersection(*(caps for _, caps in probed))
+    name = ", ".join(name for name, _ in probed)
     evidence = Evidence()
     report = ConformanceReport(name, profile, seed, 0, evidence, capabilities=capabilities,
                                examples_requested=examples if stateful else 0)
+    report.workers = workers
     started = time.perf_counter()
     try:
         with interrupt.deferred():
-            _run_parts(report, factory, profile, cases, stateful, examples, steps_per_example,
-                       seed, progress)
+            if _run_known_failures(report, factories, profile, list(known_failures or ())):
+                if workers == 1:
+                    _run_parts(report, factories[0][1], profile, cases, stateful, examples,
+                               steps_per_example, seed, progress, batch_examples)
+                else:
+                    from conformance.workers import run_parallel
+
+                    run_parallel(report, texts, dict(target_options or {}), factories,
+                                 cases=cases, stateful=stateful, examples=examples,
+                                 steps_per_example=steps_per_example, seed=seed,
+                                 progress=progress, workers=workers,
+                                 batch_examples=batch_examples)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
