@@ -30,9 +30,18 @@ from conformance.cli_common import (
 from conformance.cli_common import seed as seed_value
 from conformance.cli_probe import PROBE_PROFILE, accept_probe_profile, probe_profile
 from conformance.driver import Evidence
+from conformance.exampledb import (
+    NO_DB,
+    DatabaseError,
+    default_db,
+    load_failures,
+    open_database,
+    store_failures,
+)
 from conformance.replay import ReplayFileError, load_replay, replay_steps, save_replay
 from conformance.report import describe_step, table, write_outputs
 from conformance.runner import (
+    BATCH_EXAMPLES,
     DEFAULT_EXAMPLES,
     DEFAULT_SEED,
     ConformanceReport,
@@ -129,6 +138,76 @@ def _terminate_as_interrupt(_signal: int, _frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def workers_value(text: str) -> int:
+    """``--workers N`` (1..1024) or ``auto`` (the number of cores)."""
+    if text == "auto":
+        return max(1, os.cpu_count() or 1)
+    return count(1, 1024)(text)
+
+
+class TargetAppend(argparse.Action):
+    """``--target`` given several times: ``targets`` lists them all (worker ``i`` runs on
+    target ``i mod len(targets)``) and ``target`` stays the first, as one ``--target`` sets
+    it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        targets = list(getattr(namespace, "targets", None) or [])
+        targets.append(values)
+        namespace.targets = targets
+        namespace.target = targets[0]
+
+
+def _open_db(text: str | None) -> tuple[str, Any]:
+    """The ``--db`` store (``$VMBSPEC_DB`` or .vmbspec/db without one) and its name; a value
+    that cannot be used is a usage error."""
+    name = text if text is not None else default_db()
+    try:
+        return name, open_database(name)
+    except DatabaseError as error:
+        raise UsageError(str(error)) from error
+
+
+def _known_failures(db: Any, name: str, quiet: bool) -> list[Any]:
+    """The store's failures, to be replayed first (a value that cannot be read is skipped
+    with a warning)."""
+    if db is None:
+        return []
+    try:
+        stored, warnings = load_failures(db, name)
+    except DatabaseError as error:
+        raise UsageError(str(error)) from error
+    for warning in warnings:
+        print(f"vmbspec check: {warning}", file=sys.stderr)
+    if stored and not quiet:
+        print(f"replaying {len(stored)} known failure(s) from {name} first", file=sys.stderr)
+    return [failure.as_known() for failure in stored]
+
+
+def _store(db: Any, name: str, report: ConformanceReport, quiet: bool) -> list[str]:
+    """Store the run's failures; the errors, as lines (the verdict stands)."""
+    if db is None or not report.failures:
+        return []
+    from conformance.report import versions
+
+    try:
+        ids = store_failures(db, name, report.failures, report.target, report.profile.name,
+                             versions().get("vmbspec", "?"))
+    except DatabaseError as error:
+        return [str(error)]
+    if ids and not quiet:
+        print(f"stored {len(ids)} new failure(s) in {name}: {', '.join(ids)}",
+              file=sys.stderr)
+    return []
+
+
+def _print_known(report: ConformanceReport) -> None:
+    """One line per known failure replayed: did it fail again?"""
+    for known in report.known:
+        print(f"known failure {known['id']} (found on {known['found_on'] or '?'}) on "
+              f"{known['target']}: {known['result']}")
+
+
 def run_check(args: argparse.Namespace) -> int:
     # SIGTERM (a CI job's time limit, `kill`) ends the run as Ctrl-C does: reports written.
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
@@ -136,10 +215,15 @@ def run_check(args: argparse.Namespace) -> int:
     probe_status = EXIT_OK
     if args.profile == PROBE_PROFILE:  # `--profile probe`: the profile the probe finds
         args.profile, probe_status = probe_profile(args)
+    targets = list(getattr(args, "targets", None) or [args.target])
     try:
-        name, factory = resolve_target(args.target, target_options(args))
+        resolved = [resolve_target(text, target_options(args)) for text in targets]
     except UnknownTarget as error:
         raise UsageError(str(error)) from error
+    name, factory = resolved[0]
+    name = ", ".join(n for n, _ in resolved)
+    db_name, db = _open_db(args.db)
+    known = _known_failures(db, db_name, args.quiet)
     progress = Progress(args.quiet)
     removed = remove_stale_replays(args.replay_dir, "vmbspec-failure")
     if removed and not args.quiet:
@@ -150,7 +234,11 @@ def run_check(args: argparse.Namespace) -> int:
         if not args.no_proofs:
             proofs = _run_proofs(args.quiet)
         report = run_conformance(
-            factory,
+            factory if args.workers == 1 and len(targets) == 1 else targets,
+            target_options=target_options(args),
+            workers=args.workers,
+            batch_examples=args.batch_examples,
+            known_failures=known,
             profile=args.profile,
             examples=args.examples,
             steps_per_example=args.steps,
@@ -174,6 +262,7 @@ def run_check(args: argparse.Namespace) -> int:
     _save_replays(report, args.replay_dir)
     write_errors = write_outputs(report, json_path=args.json, junit_path=args.junit,
                                  markdown_path=args.report)
+    write_errors += _store(db, db_name, report, args.quiet)
     status = _status(report, proofs, write_errors)
     # `--profile probe`: the worse of the probe's and the check's, in the usual order.
     status = next((s for s in (EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE)
@@ -190,6 +279,7 @@ def run_check(args: argparse.Namespace) -> int:
         names = ", ".join(str(p.get("name")) for p in failed_proofs)
         print(f"proofs not as expected: {names}", file=sys.stderr)
     try:
+        _print_known(report)
         _print_results(report, args.target)
     except BrokenPipeError:  # `vmbspec check | head`: the verdict still decides the status
         with open(os.devnull, "w") as devnull:
@@ -197,7 +287,60 @@ def run_check(args: argparse.Namespace) -> int:
     return status
 
 
+def _replay_db(args: argparse.Namespace) -> int:
+    """``replay --db DB``: list the stored failures; with ``--all``, replay each on the
+    target (exit 1 if any still fails there)."""
+    if args.file is not None:
+        raise UsageError("replay: give a replay file or --db DB, not both")
+    name, db = _open_db(args.db)
+    if db is None:
+        raise UsageError(f"replay --db {NO_DB}: there is no store to list")
+    try:
+        stored, warnings = load_failures(db, name)
+    except DatabaseError as error:
+        raise UsageError(str(error)) from error
+    for warning in warnings:
+        print(f"vmbspec replay: {warning}", file=sys.stderr)
+    print(f"{len(stored)} failure(s) stored in {name}")
+    for failure in stored:
+        blamed = ", ".join(failure.requirements) or "no requirement"
+        print(f"  {failure.id}  {failure.kind} [{blamed}] {len(failure.steps)} steps, found on "
+              f"{failure.target} ({failure.source}, profile {failure.profile}, vmbspec "
+              f"{failure.vmbspec}): {failure.message[:160]}")
+    if not args.all:
+        return 0
+    target = args.target or "sim"
+    try:
+        _name, factory = resolve_target(target, target_options(args))
+    except UnknownTarget as error:
+        raise UsageError(str(error)) from error
+    failing = 0
+    for failure in stored:
+        try:
+            result = replay_steps(failure.steps, factory, args.profile)
+        except Exception as error:  # steps this vmbspec's driver refuses
+            if type(error).__name__ not in ("StepError", "CaseDisagrees"):
+                raise
+            print(f"{failure.id}: not replayable by this vmbspec: {error}")
+            continue
+        if result.failure is None:
+            print(f"{failure.id}: PASS on {target}")
+        else:
+            failing += 1
+            print(f"{failure.id}: FAIL on {target} at step {result.steps_run} "
+                  f"({result.failure.kind}): [{result.failure.blamed()}] "
+                  f"{result.failure.message}")
+    print(f"{failing} of {len(stored)} stored failure(s) fail on {target}")
+    return EXIT_FAILED if failing else EXIT_OK
+
+
 def run_replay(args: argparse.Namespace) -> int:
+    if args.db is not None:
+        return _replay_db(args)
+    if args.all:
+        raise UsageError("replay --all replays the failures of a store: give --db DB")
+    if args.file is None:
+        raise UsageError("replay: give a replay file (vmbspec-failure-N.json) or --db DB")
     try:
         document = load_replay(Path(args.file))
     except ReplayFileError as error:
@@ -236,9 +379,21 @@ def add_parser(subparsers: Any) -> None:
         "spec as the oracle; print a per-requirement table and save every failure as a "
         "replay file.",
     )
-    check.add_argument("--target", default="sim",
+    check.add_argument("--target", default="sim", action=TargetAppend,
                        help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
-                       "remote:stdio:COMMAND, remote:tcp://HOST:PORT")
+                       "remote:stdio:COMMAND, remote:tcp://HOST:PORT; give it several times "
+                       "to spread the workers over several targets (worker i runs on target "
+                       "i mod the number of targets)")
+    check.add_argument("--workers", type=workers_value, default=1, metavar="N|auto",
+                       help="split the cases and the stateful examples over N processes "
+                       "(auto: one per core); the same examples, counts and steps digest as "
+                       "one process (default 1)")
+    check.add_argument("--db", default=None, metavar="DIR|redis://HOST:PORT[/N]",
+                       help="the failure store: every failure found is stored there and "
+                       "replayed first by the next check (default $VMBSPEC_DB or "
+                       f".vmbspec/db; {NO_DB}: no store)")
+    check.add_argument("--batch-examples", type=count(1, 10**9), default=BATCH_EXAMPLES,
+                       help=argparse.SUPPRESS)
     profile_argument(check)
     accept_probe_profile(check)
     check.add_argument("--examples", type=count(0, 10**9), default=DEFAULT_EXAMPLES,
@@ -267,9 +422,15 @@ def add_parser(subparsers: Any) -> None:
     replay = subparsers.add_parser(
         "replay", help="re-run a saved failing sequence on a target",
         description="Re-run the steps of a replay file (written by `vmbspec check`) on any "
-        "target. Exit 1 if the sequence fails there, 0 if it conforms.",
+        "target, or list (and with --all replay) the failures of a store (--db). Exit 1 if "
+        "a sequence fails there, 0 if it conforms.",
     )
-    replay.add_argument("file", help="a vmbspec-failure-N.json file")
+    replay.add_argument("file", nargs="?", default=None,
+                        help="a vmbspec-failure-N.json file")
+    replay.add_argument("--db", default=None, metavar="DIR|redis://HOST:PORT[/N]",
+                        help="list the failures stored there (by vmbspec check --db)")
+    replay.add_argument("--all", action="store_true",
+                        help="with --db: replay every stored failure on the target")
     replay.add_argument("--target", default=None, help="target to replay on (default sim)")
     profile_argument(replay)
     target_switches(replay)

@@ -97,6 +97,8 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
         "seed": report.seed,
         "reproducible": report.reproducible,
         "steps_digest": report.steps_digest,
+        "workers": report.workers,
+        "known_failures": list(report.known),
         "generation": report.generation,
         "shrink_seconds": report.shrink_seconds,
         "versions": versions(),
