@@ -196,6 +196,7 @@ def test_check_with_profile_probe_checks_against_the_profile_found(
     if not CALLS_PATH.exists():
         monkeypatch.setattr("conformance.cli_probe.CALLS_PATH", _fixture_file(tmp_path))
         monkeypatch.setattr("conformance.probe.load.CALLS_PATH", _fixture_file(tmp_path))
+    monkeypatch.setenv("VMBSPEC_DB", str(tmp_path / "db"))  # its own failure store
     status = main(["check", "--target", "sim:A9=no-range", "--profile", "probe", "--quiet",
                    "--no-proofs", "--examples", "20", "--replay-dir", str(tmp_path),
                    "--json", str(tmp_path / "check.json")])
