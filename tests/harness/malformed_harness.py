@@ -104,7 +104,7 @@ class HarnessUnderTest:
             self.stream.write_line(json.dumps({"jsonrpc": "2.0", "id": probe,
                                                "method": "initialize",
                                                "params": {"protocol": 1}}).encode(), deadline)
-            replies = []
+            replies: list[Any] = []
             while True:
                 raw = self.stream.read_line(deadline)
                 try:
