@@ -121,16 +121,24 @@ def open_database(text: str) -> ExampleDatabase | None:
 
 
 def _open_directory(text: str) -> ExampleDatabase:
+    if any(ord(character) < 0x20 for character in text):
+        raise DatabaseError(f"--db {text!r}: a control character in a directory name")
     path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise DatabaseError(f"--db {text}: not a directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DatabaseError(f"--db {text}: cannot create the directory: "
-                            f"{error.strerror or error}") from error
-    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
-        raise DatabaseError(f"--db {text}: the directory is not readable and writable")
+        if path.exists() and not path.is_dir():
+            raise DatabaseError(f"--db {text}: not a directory")
+        # Created when the first failure is stored, not before: a run that finds nothing
+        # leaves no directory behind. The nearest existing folder must let it be created.
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        usable = existing.is_dir() and os.access(existing, os.R_OK | os.W_OK | os.X_OK)
+    except (OSError, ValueError) as error:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise DatabaseError(f"--db {text}: {detail}") from error
+    if not usable:
+        raise DatabaseError(f"--db {text}: {existing} is not a directory vmbspec can read "
+                            "and write")
     return DirectoryBasedExampleDatabase(path)
 
 

@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from conformance.cli import main
-from conformance.exampledb import FAILURES_KEY, failure_id, parse_value
+from conformance.exampledb import (
+    FAILURES_KEY,
+    DatabaseError,
+    failure_id,
+    open_database,
+    parse_redis_url,
+    parse_value,
+)
 from conformance.inputs import InputError
 
 QUICK = ["--quiet", "--no-proofs"]
@@ -182,6 +189,34 @@ def test_a_malformed_value_is_a_clean_input_error(raw: bytes) -> None:
         parse_value(raw, "stored failure 1")
     except InputError as error:
         assert str(error).startswith("stored failure 1")
+
+
+def _redis_urls() -> st.SearchStrategy[str]:
+    host = st.one_of(st.just("127.0.0.1"), st.text(max_size=12), st.just("[::1]"))
+    port = st.one_of(st.integers(-5, 70000).map(str), st.text(max_size=6))
+    path = st.one_of(st.just(""), st.integers(-3, 70000).map(lambda n: f"/{n}"),
+                     st.text(max_size=8).map(lambda t: "/" + t))
+    extra = st.sampled_from(["", "?x=1", "#f", "/0/1", "@"])
+    return st.builds(lambda h, p, q, e: f"redis://{h}:{p}{q}{e}", host, port, path, extra)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_redis_urls())
+def test_a_malformed_redis_address_is_a_clean_usage_error(text: str) -> None:
+    try:
+        host, port, number = parse_redis_url(text)
+    except DatabaseError as error:
+        assert str(error).startswith(f"--db {text}")
+    else:
+        assert host and 1 <= port <= 65535 and 0 <= number <= 65535
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.text(max_size=30).map(lambda t: "x\x00" + t) | st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyz+.-", max_size=10).map(lambda t: "ftp" + t + "://x"))
+def test_a_malformed_directory_or_scheme_is_a_clean_usage_error(text: str) -> None:
+    with pytest.raises(DatabaseError):
+        open_database(text)
 
 
 # -- one Redis server, two check processes on different targets --------------------------------
