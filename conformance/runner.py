@@ -191,10 +191,16 @@ class ConformanceReport:
         examples = f"{self.examples} stateful examples"
         if self.examples_requested and self.examples_requested != self.examples:
             examples += f" ({self.examples_requested} requested)"
+        if self.workers > 1:
+            examples += f" over {self.workers} workers"
         lines = [
             f"{self.target}: {verdict}; {self.cases_run} cases, {examples}, "
             f"{self.evidence.total_steps} steps in {self.seconds:.1f} s"
         ]
+        if self.known:
+            again = sum(1 for known in self.known if known["result"] == "fails")
+            lines.append(f"  known failures replayed first: {len(self.known)}, "
+                         f"{again} failing again")
         for number, failure in enumerate(self.failures, start=1):
             where = f" (replay: {failure.replay_file})" if failure.replay_file else ""
             lines.append(

@@ -292,8 +292,7 @@ def _collect(
                 if index not in done and process.exitcode is not None:
                     done.add(index)
                     if process.exitcode != 0:
-                        collected.errors.append((index, f"worker {index} ended with exit "
-                                                        f"code {process.exitcode}"))
+                        collected.errors.append((index, _died(index, process.exitcode)))
             continue
         if kind == "done":
             done.add(key)
@@ -318,6 +317,12 @@ def _collect(
                 with limit.get_lock():
                     limit.value = min(limit.value, key)
             _stateful_progress(collected, examples, progress)
+
+
+def _died(index: int, exitcode: int) -> str:
+    return (f"worker {index} ended with exit code {exitcode} before it reported (a script "
+            "that calls run_conformance(workers=N) must do so under `if __name__ == "
+            "'__main__':`: each worker process imports the script's main module)")
 
 
 def _stateful_progress(collected: _Collected, examples: int, progress: ProgressFn | None) -> None:
