@@ -26,6 +26,13 @@ def requested() -> bool:
     return _requested
 
 
+def request() -> None:
+    """Ask the run to stop at its next safe point, as a first Ctrl-C does (a worker process
+    is asked this way by its parent: conformance.workers)."""
+    global _requested
+    _requested = True
+
+
 def check() -> None:
     """Raise ``KeyboardInterrupt`` if a stop was asked for (call it at safe points only)."""
     if _requested:

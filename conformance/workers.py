@@ -116,7 +116,7 @@ def _watch_stop(stop: Any) -> None:
     on a multiprocessing Event would leave the parent's ``set()`` waiting for it forever."""
     while not stop.is_set():
         time.sleep(0.05)
-    interrupt._requested = True  # the flag interrupt.check reads
+    interrupt.request()
 
 
 def worker_main(job: WorkerJob, results: Any, stop: Any, limit: Any) -> None:
