@@ -117,6 +117,9 @@ class Evidence:
     flag_combinations: collections.Counter[str] = field(default_factory=collections.Counter)
     boundaries: collections.Counter[str] = field(default_factory=collections.Counter)
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: Cases that ended before their last step under a profile other than the one they were
+    #: written for (a step needed the verdict the case expected): case id -> the step's text.
+    ended_early: dict[str, str] = field(default_factory=dict)
     total_steps: int = 0
     _case: set[str] = field(default_factory=set)
 
@@ -135,6 +138,7 @@ class Evidence:
                      "outcomes"):
             getattr(self, name).update(getattr(other, name))
         self.total_steps += other.total_steps
+        self.ended_early.update(other.ended_early)
 
 
 # ---------------------------------------------------------------------------------------------

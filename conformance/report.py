@@ -97,6 +97,7 @@ def to_json(report: ConformanceReport) -> dict[str, Any]:
         "seed": report.seed,
         "reproducible": report.reproducible,
         "steps_digest": report.steps_digest,
+        "cases_ended_early": dict(report.evidence.ended_early),
         "workers": report.workers,
         "known_failures": list(report.known),
         "generation": report.generation,

@@ -57,3 +57,17 @@ def test_the_unsafe_force_case_tells_reading_a3_b_from_a() -> None:
     unsafe = evaluate_send(call, SendContext.fresh(), parse_profile("default+A3=b"))
     assert default.accepted is None
     assert unsafe.accepted is not None and "MDL-PFNS" in unsafe.accepted.unsafe
+
+
+def test_a_case_that_needs_its_own_verdict_ends_early_under_another_profile() -> None:
+    # null-mdl-inband completes the packet its send made; under A6 (b) that send is rejected,
+    # so the case ends at the completion: recorded, neither a failure nor a drift.
+    report = run_conformance("sim:A6=b", profile=parse_profile("default+A6=b"), examples=5,
+                             seed=1)
+    assert report.passed, [f.message for f in report.failures] + [p.message for p in
+                                                                  report.problems]
+    assert "null-mdl-inband" in report.evidence.ended_early
+    assert "has no transaction the host has taken" in report.evidence.ended_early[
+        "null-mdl-inband"]
+    # Under the profile the case was written for, the same step error would be a drift.
+    assert "null-mdl-inband" not in run_conformance("sim", examples=5).evidence.ended_early
