@@ -59,7 +59,7 @@ def run_agent(args: argparse.Namespace) -> int:
 
 def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="sim", metavar="TARGET",
-                        help="the target to serve: sim (default), sim:BUG[,BUG], rust, "
+                        help="the target to serve: sim (default), sim:BUG[,BUG], sim:A5=b, rust, "
                         "native:PATH")
     parser.add_argument("--listen", default="stdio", metavar="stdio|tcp://HOST:PORT",
                         help="standard input/output (default) or a TCP address; port 0 picks "

@@ -380,7 +380,7 @@ def add_parser(subparsers: Any) -> None:
         "replay file.",
     )
     check.add_argument("--target", default="sim", action=TargetAppend,
-                       help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
+                       help="sim (default), sim:BUG[,BUG], sim:A5=b[+A3=c], rust, native:PATH, "
                        "remote:stdio:COMMAND, remote:tcp://HOST:PORT; give it several times "
                        "to spread the workers over several targets (worker i runs on target "
                        "i mod the number of targets)")

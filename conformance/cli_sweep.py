@@ -100,7 +100,7 @@ def add_parser(subparsers: Any) -> None:
         "send of the stateful run. Exit 1 if a shape does not conform.",
     )
     parser.add_argument("--target", default="sim",
-                        help="sim (default), sim:BUG[,BUG], rust, native:PATH, "
+                        help="sim (default), sim:BUG[,BUG], sim:A5=b[+A3=c], rust, native:PATH, "
                         "remote:stdio:COMMAND, remote:tcp://HOST:PORT")
     parser.add_argument("--chains", type=count(1, MAX_CHAINS), default=1,
                         help=f"the longest MDL chain of the lattice, 1 to {MAX_CHAINS} "
