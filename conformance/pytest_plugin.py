@@ -28,7 +28,6 @@ the controller writes none and lists the workers' files at the end of the sessio
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +99,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def worker_id(config: pytest.Config) -> str | None:
     """The pytest-xdist worker id (``gw0``, ``gw1``, ...) of this process, ``None`` in the
     controller or without xdist."""
+    # Not PYTEST_XDIST_WORKER: a pytest session started inside a worker (pytester) inherits it.
     workerinput = getattr(config, "workerinput", None)
     if isinstance(workerinput, dict) and "workerid" in workerinput:
         return str(workerinput["workerid"])
-    return os.environ.get("PYTEST_XDIST_WORKER") or None
+    return None
 
 
 def _xdist_workers(config: pytest.Config) -> int:
