@@ -21,6 +21,7 @@ adapter lacks: one clear message instead of one identical failure per case.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -76,6 +77,14 @@ class TargetRaised(Exception):
 
 class TargetInterfaceError(TypeError):
     """An adapter that lacks methods of the target interface (a mistake in the adapter)."""
+
+
+def close_quietly(target: Any) -> None:
+    """Close a target after its verdict is made: a target that fails to close is not news."""
+    close = getattr(target, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
 
 
 def check_interface(target: Any) -> None:

@@ -46,6 +46,7 @@ from conformance.guard import (
     TargetInterfaceError,
     TargetRaised,
     check_interface,
+    close_quietly,
 )
 from conformance.inputs import shorten
 from conformance.machine import RunState, build_machine
@@ -356,11 +357,7 @@ def run_case(
         return Failure(f"case:{case.id}", requirements, message, list(driver.log), kind)
     finally:
         evidence.end_case()
-        close = getattr(target, "close", None)
-        if close is not None:
-            # A target that fails to close is not news; the verdict is already made.
-            with contextlib.suppress(Exception):
-                close()
+        close_quietly(target)
     return None
 
 
@@ -612,10 +609,7 @@ def _minimise(
         except Exception:  # not this failure
             return None
         finally:
-            close = getattr(target, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):
-                    close()
+            close_quietly(target)
         return None
 
     minimal, _runs = minimise(steps, (kind, requirements), run)
@@ -666,10 +660,7 @@ def run_known(
         return Failure(source, requirements, message, list(driver.log), kind)
     finally:
         evidence.end_case()
-        close = getattr(target, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                close()
+        close_quietly(target)
     return None
 
 

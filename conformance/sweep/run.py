@@ -23,7 +23,6 @@ send, ...) are what the replay file holds. Failures are grouped by requirement i
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import itertools
 import os
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from conformance.driver import Driver, Evidence, Step
-from conformance.guard import TargetRaised
+from conformance.guard import TargetRaised, close_quietly
 from conformance.runner import (
     Failure,
     InternalError,
@@ -140,11 +139,7 @@ def run_one(driver: Driver, shape: Shape) -> None:
         driver.execute({"op": "free", "packet": packet})
 
 
-def _close(target: Any) -> None:
-    close = getattr(target, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
+_close = close_quietly
 
 
 def run_alone(shape: Shape, factory: TargetFactory, profile: Profile) -> Failure | None:
