@@ -37,7 +37,6 @@ stateful examples, :func:`conformance.runner.run_conformance`) before it is repo
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.driver import Driver, Evidence, StepError
-from conformance.guard import TargetRaised
+from conformance.guard import TargetRaised, close_quietly
 from conformance.probe.load import Probe, ProbeSet, Unobservable, reading_options
 from conformance.report import describe_step
 from conformance.runner import ConformanceReport, _classify, _make_target, run_conformance
@@ -223,10 +222,7 @@ class ProbeRunner:
             kind, requirements, message = _classify(error)
             return Outcome(kind, len(driver.log), self._last(driver), message, requirements)
         finally:
-            close = getattr(target, "close", None)
-            if callable(close):
-                with contextlib.suppress(Exception):
-                    close()
+            close_quietly(target)
         return Outcome("pass")
 
     @staticmethod
