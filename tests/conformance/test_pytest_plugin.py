@@ -16,20 +16,20 @@ def test_conforms(vmb_report):
 
 def test_a_users_one_line_test_passes_on_a_conforming_target(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("--vmb-target", "sim", "--vmb-examples", "10")
+    result = pytester.runpytest_subprocess("--vmb-target", "sim", "--vmb-examples", "10")
     result.assert_outcomes(passed=1)
 
 
 def test_a_users_one_line_test_fails_on_a_broken_target(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("--vmb-target", "sim:extra-pfn", "--vmb-examples", "5")
+    result = pytester.runpytest_subprocess("--vmb-target", "sim:extra-pfn", "--vmb-examples", "5")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FAIL*"])
 
 
 def test_an_unknown_target_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("--vmb-target", "nosuch")
+    result = pytester.runpytest_subprocess("--vmb-target", "nosuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--vmb-target: unknown target 'nosuch'*"])
 
@@ -42,7 +42,7 @@ def test_a_bad_count_or_seed_is_a_usage_error(
     pytester: pytest.Pytester, option: str, value: str
 ) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest(option, value)
+    result = pytester.runpytest_subprocess(option, value)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{option}*"])
 
@@ -63,6 +63,10 @@ def test_conforms_{n}(vmb_report, vmb_target):
     assert vmb_report.passed, vmb_report.summary()
 """
 
+# Every run goes through a subprocess: pytester's in-process runs restore sys.modules
+# afterwards, which drops the multiprocessing modules xdist or --workers imported there, and a
+# later import of them breaks pickling for ``--workers`` in the rest of the test session
+# ("not the same object as multiprocessing.heap.BufferWrapper").
 XDIST = ("-p", "xdist", "-n", "2", "--dist", "loadfile", "--vmb-examples", "5")
 
 
@@ -81,7 +85,7 @@ def test_under_xdist_each_worker_runs_the_suite_on_its_own_target(
     pytester: pytest.Pytester,
 ) -> None:
     _two_worker_files(pytester)
-    result = pytester.runpytest(*XDIST, "--vmb-target", "sim")
+    result = pytester.runpytest_subprocess(*XDIST, "--vmb-target", "sim")
     result.assert_outcomes(passed=2)
     seen = _seen(pytester)
     assert sorted(seen) == ["gw0", "gw1"]
@@ -93,7 +97,7 @@ def test_under_xdist_a_broken_target_fails_naming_the_requirement(
     pytester: pytest.Pytester,
 ) -> None:
     _two_worker_files(pytester)
-    result = pytester.runpytest(*XDIST, "--vmb-target", "sim:wrap32")
+    result = pytester.runpytest_subprocess(*XDIST, "--vmb-target", "sim:wrap32")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*AssertionError: sim[[]wrap32[]]: FAIL*",
                                  "*failure 1 [[]SEED-MDLOFFSET*"])
@@ -101,7 +105,8 @@ def test_under_xdist_a_broken_target_fails_naming_the_requirement(
 
 def test_under_xdist_several_targets_go_one_to_each_worker(pytester: pytest.Pytester) -> None:
     _two_worker_files(pytester)
-    result = pytester.runpytest(*XDIST, "--vmb-target", "sim", "--vmb-target", "sim:wrap32")
+    result = pytester.runpytest_subprocess(*XDIST, "--vmb-target", "sim",
+                                           "--vmb-target", "sim:wrap32")
     result.assert_outcomes(passed=1, failed=1)
     seen = _seen(pytester)
     assert {worker: s["target"] for worker, s in seen.items()} == {
@@ -112,7 +117,7 @@ def test_under_xdist_several_targets_go_one_to_each_worker(pytester: pytest.Pyte
 
 def test_more_targets_than_xdist_workers_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("-p", "xdist", "-n", "1", "--vmb-target", "sim",
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "1", "--vmb-target", "sim",
                                 "--vmb-target", "sim:wrap32")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--vmb-target: 2 targets need at least 2 pytest-xdist*-n 2*"])
@@ -122,7 +127,7 @@ def test_under_xdist_an_unknown_target_stops_the_controller_with_one_line(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("-p", "xdist", "-n", "2", "--vmb-target", "nosuch")
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "--vmb-target", "nosuch")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --vmb-target: unknown target 'nosuch'*"])
     assert "bringing up nodes" not in result.stdout.str()
@@ -130,8 +135,9 @@ def test_under_xdist_an_unknown_target_stops_the_controller_with_one_line(
 
 def test_under_xdist_each_worker_writes_its_own_reports(pytester: pytest.Pytester) -> None:
     _two_worker_files(pytester)
-    result = pytester.runpytest(*XDIST, "--vmb-target", "sim", "--vmb-target", "sim:wrap32",
-                                "--vmb-json", "out.json", "--vmb-report", "out.md")
+    result = pytester.runpytest_subprocess(*XDIST, "--vmb-target", "sim",
+                                           "--vmb-target", "sim:wrap32",
+                                           "--vmb-json", "out.json", "--vmb-report", "out.md")
     result.assert_outcomes(passed=1, failed=1)
     assert not (pytester.path / "out.json").exists()
     assert not (pytester.path / "out.md").exists()
@@ -148,7 +154,7 @@ def test_without_xdist_several_targets_run_in_one_merged_report(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("--vmb-examples", "5", "--vmb-target", "sim",
+    result = pytester.runpytest_subprocess("--vmb-examples", "5", "--vmb-target", "sim",
                                 "--vmb-target", "sim:wrap32")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: sim, sim[[]wrap32[]]: FAIL*",
@@ -159,7 +165,7 @@ def test_without_xdist_the_report_is_written_under_its_own_name(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("--vmb-examples", "5", "--vmb-json", "out.json")
+    result = pytester.runpytest_subprocess("--vmb-examples", "5", "--vmb-json", "out.json")
     result.assert_outcomes(passed=1)
     assert json.loads((pytester.path / "out.json").read_text())["passed"] is True
     result.stdout.fnmatch_lines(["vmbspec report: out.json"])
@@ -167,6 +173,7 @@ def test_without_xdist_the_report_is_written_under_its_own_name(
 
 def test_a_report_in_a_missing_folder_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(USER_TEST)
-    result = pytester.runpytest("-p", "xdist", "-n", "2", "--vmb-json", "nowhere/out.json")
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2",
+                                           "--vmb-json", "nowhere/out.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --vmb-json: cannot write nowhere/out.json*"])
