@@ -3,30 +3,14 @@ drawn command line ends in status 0, 1 or 2, never an internal error, never a tr
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from . import cli_campaign as campaign
 
-def _load_campaign() -> ModuleType:
-    """cli_campaign.py beside this file (tests/ is no package; bench/ loads it the same way)."""
-    name = "vmbspec_cli_campaign"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("cli_campaign.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-campaign = _load_campaign()
 argvs, stand_ins, verdict_of, run_one = (
     campaign.argvs, campaign.stand_ins, campaign.verdict_of, campaign.run_one)
 

@@ -9,7 +9,6 @@ the harness answers it with the hang error and keeps serving, on stdio and over 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -315,19 +314,8 @@ def test_integers_are_held_exactly_to_u64(harness: Path, core: Path) -> None:
         lines.close()
 
 
-def _load_campaign() -> Any:
-    name = "vmbspec_harness_malformed"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE / "malformed_harness.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from . import malformed_harness as campaign  # noqa: E402
 
-
-campaign = _load_campaign()
 CAMPAIGN = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
 

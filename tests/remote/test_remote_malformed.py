@@ -15,30 +15,12 @@ them for 10,000 inputs per interface.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-
-def _load_inputs() -> ModuleType:
-    name = "vmbspec_remote_malformed_inputs"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(
-        "malformed_inputs.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-inputs = _load_inputs()
+from . import malformed_inputs as inputs
 
 CAMPAIGN = settings(max_examples=250, deadline=None, derandomize=True, database=None,
                     suppress_health_check=list(HealthCheck))
