@@ -502,6 +502,10 @@ def _run_stateful(
             # re-run of a failing example), the target is gone: the run stops here.
             _stateful_cut_short(report, watch, watch.unreachable, examples)
     except Flaky as error:
+        if interrupt.requested():
+            # Ctrl-C while Hypothesis re-ran a failing example: Hypothesis reports the cut-short
+            # re-run as Flaky; it is the user's interruption, not a target that changed its mind.
+            raise KeyboardInterrupt from error
         report.failures.append(
             Failure("stateful", ("SEED-RETURN",), f"the target is not deterministic: "
                     f"a failure did not reproduce ({shorten(str(error))})",

@@ -442,3 +442,23 @@ def test_ctrl_c_is_not_lost_where_python_swallows_exceptions() -> None:
     report = run_conformance(_SignalsFromAFinalizer, examples=2000, cases=False)
     assert report.interrupted and report.verdict == "INTERRUPTED"
     assert report.examples < 2000
+
+
+def test_ctrl_c_during_the_replay_of_a_failing_example_is_an_interruption_not_flakiness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Hypothesis reports a re-run of a failing example cut short by Ctrl-C as Flaky; that is
+    # the user's interruption, never "the target is not deterministic".
+    from hypothesis.errors import Flaky
+
+    from conformance import interrupt
+
+    def replay_cut_short(*_args: Any, **_kwargs: Any) -> None:
+        interrupt.request()
+        raise Flaky("Inconsistent results from replaying a failing test case!")
+
+    monkeypatch.setattr(runner, "_run_batches", replay_cut_short)
+    report = run_conformance("sim", examples=5, cases=False)
+    assert report.interrupted and report.verdict == "INTERRUPTED"
+    assert not report.failures
+    assert not interrupt.requested()  # the request ends with the run
