@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import json
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -28,8 +31,6 @@ from conformance import cli_probe
 from conformance.probe.infer import ProbeResult, ProbeRunner, infer_readings
 from conformance.probe.load import CALLS_PATH, ProbeFileError, load_probes
 from spec.readings import Profile
-
-from . import cli_campaign as _CAMPAIGN
 
 BASE: dict[str, Any] = json.loads(CALLS_PATH.read_text())
 SMALL: dict[str, Any] = {**BASE, "probes": BASE["probes"][:3]}
@@ -122,6 +123,20 @@ def test_malformed_probe_files_are_refused_cleanly(document: Any) -> None:
 # -- the command line ----------------------------------------------------------------------------
 
 
+def _load_campaign() -> ModuleType:
+    """cli_campaign.py beside this file (tests/ is no package; bench/ loads it the same way)."""
+    name = "vmbspec_cli_campaign"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("cli_campaign.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+_CAMPAIGN = _load_campaign()
 _FOLDER = Path(tempfile.mkdtemp(prefix="vmbspec-probe-campaign-"))
 
 
