@@ -19,23 +19,19 @@ Run: ``python bench/malformed_exampledb.py [--inputs N] [--write FILE.md]``.
 from __future__ import annotations
 
 import argparse
-import collections
-import importlib.util
 import os
 import platform
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from campaigns import load_test_module, run_campaign  # noqa: E402
 
 from conformance.exampledb import (  # noqa: E402 - after the path is set
     DatabaseError,
@@ -44,39 +40,6 @@ from conformance.exampledb import (  # noqa: E402 - after the path is set
     parse_value,
 )
 from conformance.inputs import InputError  # noqa: E402
-
-
-def _tests() -> Any:
-    path = ROOT / "tests" / "conformance" / "test_exampledb.py"
-    spec = importlib.util.spec_from_file_location("test_exampledb", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def campaign(strategy: st.SearchStrategy[Any], check: Callable[[Any], str],
-             inputs: int) -> tuple[collections.Counter[str], list[str], float]:
-    outcomes: collections.Counter[str] = collections.Counter()
-    crashes: list[str] = []
-    started = time.perf_counter()
-    round_number = 0
-    while sum(outcomes.values()) + len(crashes) < inputs:
-        round_number += 1
-
-        @seed(round_number)
-        @settings(max_examples=inputs - sum(outcomes.values()) - len(crashes), deadline=None,
-                  database=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
-        @given(strategy)
-        def run(value: Any) -> None:
-            try:
-                outcomes[check(value)] += 1
-            except Exception:
-                crashes.append(traceback.format_exc(limit=-3))
-
-        run()
-    return outcomes, crashes, time.perf_counter() - started
 
 
 def check_value(raw: bytes) -> str:
@@ -113,7 +76,7 @@ def main() -> None:
     parser.add_argument("--inputs", type=int, default=10_000)
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
-    tests = _tests()
+    tests = load_test_module("tests/conformance/test_exampledb.py")
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         here = os.getcwd()
@@ -123,7 +86,7 @@ def main() -> None:
                 ("stored values: `parse_value`", tests._mutations(), check_value),
                 ("`--db` values: `open_database` / `parse_redis_url`", db_texts(), check_db),
             ):
-                outcomes, crashes, seconds = campaign(strategy, check, args.inputs)
+                outcomes, crashes, seconds = run_campaign(strategy, check, args.inputs)
                 count = sum(outcomes.values()) + len(crashes)
                 shown = ", ".join(f"{key}: {value}" for key, value in sorted(outcomes.items()))
                 rows.append(f"| {name} | {count} | {shown} | {len(crashes)} | {seconds:.1f} |")

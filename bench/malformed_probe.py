@@ -14,57 +14,14 @@ Run: ``python bench/malformed_probe.py [--inputs N] [--write bench/results/malfo
 from __future__ import annotations
 
 import argparse
-import collections
-import importlib.util
 import platform
 import sys
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis import strategies as st
+from campaigns import load_test_module, run_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(relative: str) -> ModuleType:
-    """A test module, loaded by path (the tests are not a package)."""
-    path = ROOT / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def campaign(
-    strategy: st.SearchStrategy[Any], check: Callable[[Any], str], inputs: int
-) -> tuple[collections.Counter[str], list[str], float]:
-    """Run ``check`` on generated inputs until at least ``inputs`` have run."""
-    outcomes: collections.Counter[str] = collections.Counter()
-    crashes: list[str] = []
-    started = time.perf_counter()
-    round_number = 0
-    while sum(outcomes.values()) + len(crashes) < inputs:
-        round_number += 1
-        left = inputs - sum(outcomes.values()) - len(crashes)
-
-        @seed(round_number)
-        @settings(max_examples=left, deadline=None, database=None,
-                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(strategy)
-        def run(value: Any) -> None:
-            try:
-                outcomes[check(value)] += 1
-            except Exception:  # any other outcome is what the campaign looks for
-                crashes.append(traceback.format_exc(limit=-3))
-
-        run()
-    return outcomes, crashes, time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", metavar="FILE", help="write the results as Markdown")
     args = parser.parse_args(argv)
     all_crashes: list[str] = []
-    module = _load("tests/conformance/test_probe_inputs.py")
+    module = load_test_module("tests/conformance/test_probe_inputs.py")
     interfaces = [
         ("probe files: `load_probes` (+ the first probe on `sim`)", module.probe_documents(),
          module.check_probe_document),
@@ -82,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = []
     for title, strategy, check in interfaces:
-        outcomes, crashes, seconds = campaign(strategy, check, args.inputs)
+        outcomes, crashes, seconds = run_campaign(strategy, check, args.inputs)
         total = sum(outcomes.values()) + len(crashes)
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items()))
         rows.append(f"| {title} | {total} | {shown} | {len(crashes)} | {seconds:.1f} |")

@@ -20,31 +20,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import platform
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from campaigns import load_test_module, run_campaign
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(relative: str) -> ModuleType:
-    """A test module, loaded by path (the tests are not a package)."""
-    path = ROOT / relative
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Tally:
@@ -62,23 +49,8 @@ def campaign(
 ) -> tuple[Tally, float]:
     """Run ``check`` on generated inputs until at least ``inputs`` have run."""
     tally = Tally()
-    started = time.perf_counter()
-    round_number = 0
-    while tally.inputs < inputs:
-        round_number += 1
-
-        @seed(round_number)
-        @settings(max_examples=inputs - tally.inputs, deadline=None, database=None,
-                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(strategy)
-        def run(value: Any) -> None:
-            try:
-                tally.outcomes[check(value)] += 1
-            except Exception:  # any other outcome is what the campaign looks for
-                tally.crashes.append(traceback.format_exc(limit=-3))
-
-        run()
-    return tally, time.perf_counter() - started
+    tally.outcomes, tally.crashes, seconds = run_campaign(strategy, check, inputs)
+    return tally, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", metavar="FILE", help="write the results as Markdown")
     args = parser.parse_args(argv)
 
-    replay = _load("tests/conformance/test_replay_inputs.py")
-    wire = _load("tests/spec/test_wire.py")
-    api = _load("tests/spec/test_api_inputs.py")
+    replay = load_test_module("tests/conformance/test_replay_inputs.py")
+    wire = load_test_module("tests/spec/test_wire.py")
+    api = load_test_module("tests/spec/test_api_inputs.py")
     rows = []
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
