@@ -37,12 +37,12 @@ from typing import Any
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, rule
 
-from conformance import run_conformance
-from conformance.machine import RunState, build_machine
-from conformance.runner import _stateful_settings, batch_seed
-from spec.call import SendCall
-from spec.mdl import MdlChain, MdlSegment
-from spec.rules import SendContext, evaluate_send
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.machine import RunState, build_machine
+from vmbspec.conformance.runner import _stateful_settings, batch_seed
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.rules import SendContext, evaluate_send
 
 STEPS_PER_EXAMPLE = 40
 
@@ -145,7 +145,8 @@ def default_check() -> tuple[float, int, int]:
         out = Path(folder) / "r.json"
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "conformance.cli", "check", "--quiet", "--json", str(out)],
+            [sys.executable, "-m", "vmbspec.conformance.cli", "check", "--quiet",
+             "--json", str(out)],
             check=True, stdout=subprocess.DEVNULL,
         )
         seconds = time.perf_counter() - started

@@ -23,8 +23,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from adapters.sim import BUGS
-from conformance import run_conformance
+from vmbspec.adapters.sim import BUGS
+from vmbspec.conformance import run_conformance
 
 HOST_OPS = frozenset({"host_take", "host_complete"})
 

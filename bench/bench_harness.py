@@ -47,8 +47,8 @@ from typing import Any
 import hypothesis
 from hypothesis import HealthCheck, given, settings
 
-from adapters.rust.build import library_path
-from conformance import run_conformance
+from vmbspec.adapters.rust.build import library_path
+from vmbspec.conformance import run_conformance
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "harness.md"
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     library = library_path()
-    agent = [sys.executable, "-m", "conformance.cli", "agent", "--backend", "rust"]
+    agent = [sys.executable, "-m", "vmbspec.conformance.cli", "agent", "--backend", "rust"]
     with tempfile.TemporaryDirectory() as scratch:
         harness, compiler = build_harness(Path(scratch))
         c_tcp, c_port = listen([str(harness), "--library", str(library), "--listen",

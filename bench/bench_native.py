@@ -33,7 +33,7 @@ from typing import Any
 
 import hypothesis
 
-from adapters.native import (
+from vmbspec.adapters.native import (
     COMPLETION_ROUTINE,
     IsolatedTarget,
     NativeTarget,
@@ -42,9 +42,9 @@ from adapters.native import (
     load_library,
     shutdown_workers,
 )
-from adapters.rust.build import CRATE_DIR, MANIFEST, TARGET_DIR, build_library
-from adapters.sim import SimTarget
-from conformance import run_conformance
+from vmbspec.adapters.rust.build import CRATE_DIR, MANIFEST, TARGET_DIR, build_library
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import run_conformance
 
 RESULTS = Path(__file__).resolve().parent / "results" / "native.md"
 SEED = 20240611

@@ -3,7 +3,7 @@
 Runs the command as a user does (a fresh process, wall clock), a few times per target, and
 reads from its JSON report how the time splits: the probe runs themselves and the confirmation
 check (the case catalog and 50 stateful examples). The Z3 search that found the probes
-(``python -m spec.discriminate``) is timed apart: a probe run reads the stored
+(``python -m vmbspec.spec.discriminate``) is timed apart: a probe run reads the stored
 ``conformance/probe/calls.json`` and does not need the solver.
 
 Usage: ``.venv/bin/python bench/bench_probe.py [--runs N] [--out bench/results/probe.md]``
@@ -45,7 +45,7 @@ def _probe(target: str) -> dict[str, float | int | str]:
 
 
 def _discriminate() -> tuple[float, str]:
-    command = [sys.executable, "-m", "spec.discriminate"]
+    command = [sys.executable, "-m", "vmbspec.spec.discriminate"]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - started
@@ -74,7 +74,7 @@ def main() -> int:
         )
         print(rows[-1], flush=True)
     z3_wall, z3_line = _discriminate()
-    print(f"spec.discriminate: {z3_wall:.2f} s ({z3_line})")
+    print(f"vmbspec.spec.discriminate: {z3_wall:.2f} s ({z3_line})")
     verdict = "met" if worst_sim <= GOAL_SECONDS else "NOT met"
     lines = [
         "# `vmbspec probe`: time",
@@ -109,7 +109,7 @@ def main() -> int:
         "in `conformance/probe/calls.json`); timed apart:",
         "",
         "```sh",
-        ".venv/bin/python -m spec.discriminate > /dev/null",
+        ".venv/bin/python -m vmbspec.spec.discriminate > /dev/null",
         "```",
         "",
         f"{z3_wall:.2f} s wall; its own account: `{z3_line}`",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import z3
 
-from spec.proofs.properties import EXTENDED, PROPERTIES, Property, run_property
+from vmbspec.spec.proofs.properties import EXTENDED, PROPERTIES, Property, run_property
 
 RESULTS = Path(__file__).resolve().parent / "results" / "prove.md"
 GOAL_SECONDS = 2.0

@@ -28,14 +28,14 @@ import sys
 import time
 from pathlib import Path
 
-from conformance.sweep import evaluate, run
-from conformance.sweep.lattice import RING_DATA_SIZE, LatticeSpec, shapes, sizes
-from conformance.targets import resolve_target
-from spec.batch import evaluate_batch
-from spec.call import SendCall
-from spec.mdl import MdlChain, MdlSegment
-from spec.readings import Profile
-from spec.rules import SendContext, evaluate_send
+from vmbspec.conformance.sweep import evaluate, run
+from vmbspec.conformance.sweep.lattice import RING_DATA_SIZE, LatticeSpec, shapes, sizes
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.spec.batch import evaluate_batch
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.readings import Profile
+from vmbspec.spec.rules import SendContext, evaluate_send
 
 PART = 1 << 16
 #: The simulator's bug switches that concern single-call arithmetic.

@@ -37,8 +37,8 @@ import sys
 import time
 from pathlib import Path
 
-from adapters.native import sweep
-from adapters.rust.build import MANIFEST, TARGET_DIR
+from vmbspec.adapters.native import sweep
+from vmbspec.adapters.rust.build import MANIFEST, TARGET_DIR
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sweep-native.md"
 #: The raw cycle's call: one MDL of one page, MdlLength 0x100, an 8-byte buffer, WAIT.
@@ -105,7 +105,7 @@ def lattice_run(library: str, chains: int) -> tuple[int, float, sweep.SweepStats
     MDLs) through :func:`sweep.sweep_shapes` once: (shapes, seconds, stats); None when that
     module is not there (it belongs to the sweep, not to the runner)."""
     try:
-        from conformance.sweep import lattice
+        from vmbspec.conformance.sweep import lattice
     except ImportError:
         return None
     spec = lattice.LatticeSpec(chains=chains)

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from conformance.runner import run_conformance
+from vmbspec.conformance.runner import run_conformance
 
 
 def _spin(count: int) -> int:

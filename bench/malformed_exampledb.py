@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from campaigns import load_test_module, run_campaign  # noqa: E402
 
-from conformance.exampledb import (  # noqa: E402 - after the path is set
+from vmbspec.conformance.exampledb import (  # noqa: E402 - after the path is set
     DatabaseError,
     open_database,
     parse_redis_url,
     parse_value,
 )
-from conformance.inputs import InputError  # noqa: E402
+from vmbspec.conformance.inputs import InputError  # noqa: E402
 
 
 def check_value(raw: bytes) -> str:

@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "tests" / "adapters"))
 
 import test_native_malformed as campaign  # noqa: E402  (the shared generator and shim)
 
-from adapters.native import IsolatedTarget, NativeTarget, shutdown_workers  # noqa: E402
-from adapters.rust.build import library_path  # noqa: E402
+from vmbspec.adapters.native import IsolatedTarget, NativeTarget, shutdown_workers  # noqa: E402
+from vmbspec.adapters.rust.build import library_path  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "malformed-native.md"
 COMMAND = "PYTHONPATH=. python bench/malformed_native.py"

@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/malformed-sweep.md"))
     args = parser.parse_args()
     campaign = _campaign_module()
-    from conformance import cli_sweep
+    from vmbspec.conformance import cli_sweep
 
     rows = []
     outcomes: collections.Counter[str] = collections.Counter()

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "tests" / "adapters"))
 
 import test_native_sweep as campaign  # noqa: E402  (the shared generators)
 
-from adapters.rust.build import library_path  # noqa: E402
+from vmbspec.adapters.rust.build import library_path  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "malformed-sweep-native.md"
 COMMAND = "PYTHONPATH=. python bench/malformed_sweep_native.py"

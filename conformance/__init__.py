@@ -2,11 +2,11 @@
 
 The one public entry point is :func:`run_conformance`::
 
-    from conformance import run_conformance
+    from vmbspec.conformance import run_conformance
     report = run_conformance(MyTarget)   # or "sim", "rust", "native:./libx.so"
     assert report.passed, report.summary()
 """
 
-from conformance.runner import ConformanceReport, Failure, run_conformance
+from vmbspec.conformance.runner import ConformanceReport, Failure, run_conformance
 
 __all__ = ["ConformanceReport", "Failure", "run_conformance"]

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from conformance.driver import Step, StepError
-from spec.errors import InvalidType, InvalidValue
-from spec.readings import Profile
+from vmbspec.conformance.driver import Step, StepError
+from vmbspec.spec.errors import InvalidType, InvalidValue
+from vmbspec.spec.readings import Profile
 
 PFN_BASE = 0x5_0000
 
@@ -119,7 +119,7 @@ def load_file(path: Path | Any, name: str) -> list[Case]:
 
 def load_cases() -> list[Case]:
     """Every case shipped in ``conformance/cases/``, in file order."""
-    folder = resources.files("conformance").joinpath("cases")
+    folder = resources.files("vmbspec.conformance").joinpath("cases")
     cases: list[Case] = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):

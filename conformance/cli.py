@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from conformance.cli_common import (
+from vmbspec.conformance.cli_common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -27,18 +27,18 @@ from conformance.cli_common import (
     UsageError,
     internal_error_message,
 )
-from conformance.inputs import InputError
-from conformance.runner import SuiteUsageError
-from spec.catalog import CATALOG, KINDS
-from spec.errors import InvalidValue
-from spec.readings import PROFILES
+from vmbspec.conformance.inputs import InputError
+from vmbspec.conformance.runner import SuiteUsageError
+from vmbspec.spec.catalog import CATALOG, KINDS
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.readings import PROFILES
 
 
 def _unobservable() -> dict[str, list[dict[str, Any]]]:
     """Per reading (``READ-A7``), the options no observation tells apart and why, from the
-    probes the spec found (``conformance/probe/calls.json``, ``python -m spec.discriminate``);
-    empty when that file cannot be read."""
-    from conformance.probe.load import ProbeFileError, load_probes
+    probes the spec found (``conformance/probe/calls.json``,
+    ``python -m vmbspec.spec.discriminate``); empty when that file cannot be read."""
+    from vmbspec.conformance.probe.load import ProbeFileError, load_probes
 
     try:
         probes = load_probes()
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _subcommand_modules() -> list[Any]:
-    from conformance import cli_agent, cli_check, cli_probe, cli_prove, cli_sweep, cli_trace
+    from vmbspec.conformance import cli_agent, cli_check, cli_probe, cli_prove, cli_sweep, cli_trace
 
     return [cli_check, cli_prove, cli_agent, cli_trace, cli_sweep, cli_probe]
 

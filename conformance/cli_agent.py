@@ -3,7 +3,7 @@
 The backend is resolved here, with the same names as ``--target`` (``sim``, ``sim:BUG``,
 ``rust``, ``native:PATH``); the agent itself (``adapters.remote.server``) only receives a
 factory, so it stays independent of the spec and the suite. Runs standalone too:
-``python -m conformance.cli_agent --backend sim --listen stdio``.
+``python -m vmbspec.conformance.cli_agent --backend sim --listen stdio``.
 
 Every number on the command line is checked here, so a wrong one is a usage error (exit
 status 2) naming the option: ``--timeout`` (finite, above 0, at most a day),
@@ -20,16 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from adapters.remote.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
-from conformance.cli_common import UsageError
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.adapters.remote.server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from vmbspec.conformance.cli_common import UsageError
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 #: The longest ``--timeout`` for one call to an isolated backend: one day.
 MAX_TIMEOUT = 86400.0
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    from adapters.remote.server import check_limits, log_listening, parse_listen, serve
+    from vmbspec.adapters.remote.server import check_limits, log_listening, parse_listen, serve
 
     if args.backend.startswith("remote:"):
         raise UsageError("--backend cannot be a remote target (an agent serving an agent)")

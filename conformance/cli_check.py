@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conformance.cli_common import (
+from vmbspec.conformance.cli_common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -27,10 +27,10 @@ from conformance.cli_common import (
     target_options,
     target_switches,
 )
-from conformance.cli_common import seed as seed_value
-from conformance.cli_probe import PROBE_PROFILE, accept_probe_profile, probe_profile
-from conformance.driver import Evidence
-from conformance.exampledb import (
+from vmbspec.conformance.cli_common import seed as seed_value
+from vmbspec.conformance.cli_probe import PROBE_PROFILE, accept_probe_profile, probe_profile
+from vmbspec.conformance.driver import Evidence
+from vmbspec.conformance.exampledb import (
     NO_DB,
     DatabaseError,
     default_db,
@@ -38,9 +38,9 @@ from conformance.exampledb import (
     open_database,
     store_failures,
 )
-from conformance.replay import ReplayFileError, load_replay, replay_steps, save_replay
-from conformance.report import describe_step, table, write_outputs
-from conformance.runner import (
+from vmbspec.conformance.replay import ReplayFileError, load_replay, replay_steps, save_replay
+from vmbspec.conformance.report import describe_step, table, write_outputs
+from vmbspec.conformance.runner import (
     BATCH_EXAMPLES,
     DEFAULT_EXAMPLES,
     DEFAULT_SEED,
@@ -49,7 +49,7 @@ from conformance.runner import (
     describe_not_run,
     run_conformance,
 )
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 
 class Progress:
@@ -82,7 +82,7 @@ class Progress:
 
 
 def _run_proofs(quiet: bool) -> list[dict[str, Any]]:
-    from spec.proofs.properties import run_properties
+    from vmbspec.spec.proofs.properties import run_properties
 
     results = run_properties()
     proofs = [r.as_json() for r in results]
@@ -188,7 +188,7 @@ def _store(db: Any, name: str, report: ConformanceReport, quiet: bool) -> list[s
     """Store the run's failures; the errors, as lines (the verdict stands)."""
     if db is None or not report.failures:
         return []
-    from conformance.report import versions
+    from vmbspec.conformance.report import versions
 
     try:
         ids = store_failures(db, name, report.failures, report.target, report.profile.name,

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conformance.inputs import shorten
-from spec.errors import InvalidValue
-from spec.readings import Profile, parse_profile
+from vmbspec.conformance.inputs import shorten
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.readings import Profile, parse_profile
 
 
 class UsageError(Exception):

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conformance.cli_common import (
+from vmbspec.conformance.cli_common import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
@@ -32,14 +32,14 @@ from conformance.cli_common import (
     target_options,
     target_switches,
 )
-from conformance.cli_common import seed as seed_value
-from conformance.probe.infer import CONFIRM_EXAMPLES, ProbeResult, infer_readings
-from conformance.probe.load import CALLS_PATH, load_probes
-from conformance.probe.report import exit_status, render_text, to_json, to_markdown
-from conformance.runner import DEFAULT_SEED, InternalError
-from conformance.targets import UnknownTarget, resolve_target
-from spec.errors import InvalidValue
-from spec.readings import Profile, parse_profile
+from vmbspec.conformance.cli_common import seed as seed_value
+from vmbspec.conformance.probe.infer import CONFIRM_EXAMPLES, ProbeResult, infer_readings
+from vmbspec.conformance.probe.load import CALLS_PATH, load_probes
+from vmbspec.conformance.probe.report import exit_status, render_text, to_json, to_markdown
+from vmbspec.conformance.runner import DEFAULT_SEED, InternalError
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.readings import Profile, parse_profile
 
 #: The ``--profile`` value of ``vmbspec check`` that runs the probe first.
 PROBE_PROFILE = "probe"
@@ -150,7 +150,7 @@ def add_parser(subparsers: Any) -> None:
                        help="write the Markdown report")
     probe.add_argument("--calls", metavar="FILE", type=Path, default=CALLS_PATH,
                        help="the probes (default: conformance/probe/calls.json, written by "
-                       "python -m spec.discriminate)")
+                       "python -m vmbspec.spec.discriminate)")
     probe.add_argument("--examples", type=count(0, 100_000), default=CONFIRM_EXAMPLES,
                        help="stateful examples of the confirmation check, after the case "
                        f"catalog (default {CONFIRM_EXAMPLES})")

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from conformance.cli_common import output_file, seconds
+from vmbspec.conformance.cli_common import output_file, seconds
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -80,7 +80,7 @@ def _load_check(spec: str) -> Any:
 
 
 def _run_check(args: argparse.Namespace) -> int:
-    from spec.proofs.check import CheckError, prove_check
+    from vmbspec.spec.proofs.check import CheckError, prove_check
 
     try:
         func = _load_check(args.check)
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``vmbspec prove`` with parsed arguments; returns the exit status."""
     if getattr(args, "check", None):
         return _run_check(args)
-    from spec.proofs.properties import EXTENDED, PROPERTIES, run_properties
+    from vmbspec.spec.proofs.properties import EXTENDED, PROPERTIES, run_properties
 
     properties = [*PROPERTIES, *(EXTENDED if getattr(args, "extended", False) else ())]
     quiet = getattr(args, "quiet", False)
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m conformance.cli_prove``)."""
+    """Stand-alone entry point (``python -m vmbspec.conformance.cli_prove``)."""
     parser = argparse.ArgumentParser(prog="vmbspec")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["prove", *(sys.argv[1:] if argv is None else argv)])

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conformance.cli_common import (
+from vmbspec.conformance.cli_common import (
     EXIT_FAILED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -28,12 +28,12 @@ from conformance.cli_common import (
     target_options,
     target_switches,
 )
-from conformance.guard import TargetInterfaceError, TargetRaised, check_interface
-from conformance.runner import _make_target
-from conformance.sweep import report
-from conformance.sweep.lattice import MAX_CHAINS, LatticeSpec
-from conformance.sweep.run import Progress, SweepResult, sweep
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.conformance.guard import TargetInterfaceError, TargetRaised, check_interface
+from vmbspec.conformance.runner import _make_target
+from vmbspec.conformance.sweep import report
+from vmbspec.conformance.sweep.lattice import MAX_CHAINS, LatticeSpec
+from vmbspec.conformance.sweep.run import Progress, SweepResult, sweep
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 
 def _probe(name: str, factory: Any) -> None:

@@ -15,16 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conformance.cli_common import UsageError, profile_argument
-from conformance.inputs import InputError
-from conformance.trace import (
+from vmbspec.conformance.cli_common import UsageError, profile_argument
+from vmbspec.conformance.inputs import InputError
+from vmbspec.conformance.trace import (
     TraceReport,
     check_trace,
     format_report,
     load_suppressions,
     load_trace,
 )
-from spec.catalog import CATALOG
+from vmbspec.spec.catalog import CATALOG
 
 
 def run_trace_check(args: argparse.Namespace) -> int:

@@ -42,21 +42,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from conformance import steps as step_schema
-from conformance.guard import GuardedTarget
-from conformance.inputs import InputError
-from spec import wire
-from spec.call import SendCall
-from spec.catalog import CATALOG
-from spec.constants import (
+from vmbspec.conformance import steps as step_schema
+from vmbspec.conformance.guard import GuardedTarget
+from vmbspec.conformance.inputs import InputError
+from vmbspec.spec import wire
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.constants import (
     NT_ERROR,
     RING_TRAILER_SIZE,
     NtStatus,
     SendFlags,
     status_name,
 )
-from spec.errors import InvalidValue, SpecViolation, WireFormatError
-from spec.lifecycle import (
+from vmbspec.spec.errors import InvalidValue, SpecViolation, WireFormatError
+from vmbspec.spec.lifecycle import (
     ChannelEvent,
     ChannelState,
     PacketEvent,
@@ -65,9 +65,9 @@ from spec.lifecycle import (
     step_packet,
     survive_violation,
 )
-from spec.mdl import MdlChain, MdlSegment
-from spec.readings import Profile
-from spec.rules import (
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.readings import Profile
+from vmbspec.spec.rules import (
     Accepted,
     Disposition,
     Rejected,

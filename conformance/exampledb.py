@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from conformance.driver import Step
-from conformance.inputs import InputError, parse_json, require_list, require_str
-from conformance.runner import Failure, KnownFailure
-from conformance.steps import check_steps
+from vmbspec.conformance.driver import Step
+from vmbspec.conformance.inputs import InputError, parse_json, require_list, require_str
+from vmbspec.conformance.runner import Failure, KnownFailure
+from vmbspec.conformance.steps import check_steps
 
 #: The one key every failure is stored under (a new format would take a new key).
 FAILURES_KEY = b"vmbspec/failures/v1"

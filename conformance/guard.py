@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from conformance.inputs import shorten
+from vmbspec.conformance.inputs import shorten
 
 U32_MAX = 0xFFFF_FFFF
 U64_MAX = 0xFFFF_FFFF_FFFF_FFFF

@@ -50,14 +50,14 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
-from conformance import interrupt
-from conformance.driver import Driver, Evidence, Step, chain_to_json
-from spec.call import SendCall
-from spec.constants import RING_TRAILER_SIZE, UINT32_MAX, NtStatus, SendFlags
-from spec.lifecycle import ChannelState, PacketState
-from spec.mdl import ROUND_TO_PAGES, MdlChain, MdlSegment
-from spec.readings import Profile
-from spec.rules import SendContext, evaluate_send
+from vmbspec.conformance import interrupt
+from vmbspec.conformance.driver import Driver, Evidence, Step, chain_to_json
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.constants import RING_TRAILER_SIZE, UINT32_MAX, NtStatus, SendFlags
+from vmbspec.spec.lifecycle import ChannelState, PacketState
+from vmbspec.spec.mdl import ROUND_TO_PAGES, MdlChain, MdlSegment
+from vmbspec.spec.readings import Profile
+from vmbspec.spec.rules import SendContext, evaluate_send
 
 FEATURES = (
     "force",

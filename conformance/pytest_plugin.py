@@ -33,12 +33,12 @@ from typing import Any
 
 import pytest
 
-from conformance.cli_common import count, output_file
-from conformance.cli_common import seed as seed_value
-from conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED
-from conformance.targets import UnknownTarget, resolve_target
-from spec.errors import InvalidValue
-from spec.readings import parse_profile
+from vmbspec.conformance.cli_common import count, output_file
+from vmbspec.conformance.cli_common import seed as seed_value
+from vmbspec.conformance.runner import DEFAULT_EXAMPLES, DEFAULT_SEED
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.readings import parse_profile
 
 MAX_TARGETS = 1024  # as `vmbspec check --workers`
 
@@ -174,7 +174,7 @@ def report_path(path: Path, worker: str | None) -> Path:
 
 
 def _write_reports(config: pytest.Config, report: Any) -> None:
-    from conformance.report import write_outputs
+    from vmbspec.conformance.report import write_outputs
 
     worker = worker_id(config)
     paths = {
@@ -196,7 +196,7 @@ def vmb_target(pytestconfig: pytest.Config) -> tuple[str, Any]:
 
 @pytest.fixture(scope="session")
 def vmb_report(pytestconfig: pytest.Config, vmb_target: tuple[str, Any]) -> Any:
-    from conformance.runner import SuiteUsageError, run_conformance
+    from vmbspec.conformance.runner import SuiteUsageError, run_conformance
 
     profile = _profile(pytestconfig)
     texts = pytestconfig.stash[_TEXTS]

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.driver import Driver, Evidence, Step, StepError
-from conformance.inputs import InputError, parse_json, read_bytes, require_list, require_str
-from conformance.runner import Failure, _classify
-from conformance.steps import check_steps
-from conformance.targets import TargetFactory
-from spec.readings import Profile
+from vmbspec.conformance.driver import Driver, Evidence, Step, StepError
+from vmbspec.conformance.inputs import InputError, parse_json, read_bytes, require_list, require_str
+from vmbspec.conformance.runner import Failure, _classify
+from vmbspec.conformance.steps import check_steps
+from vmbspec.conformance.targets import TargetFactory
+from vmbspec.spec.readings import Profile
 
 FORMAT_VERSION = 1
 #: A replay file is a few kilobytes; the step bounds of ``conformance.steps`` allow about this.

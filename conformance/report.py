@@ -26,15 +26,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conformance.driver import Step
-from conformance.runner import (
+from vmbspec.conformance.driver import Step
+from vmbspec.conformance.runner import (
     ConformanceReport,
     describe_not_run,
     skipped_checks,
     uncovered_reason,
 )
-from spec.catalog import CATALOG
-from spec.lifecycle import CHANNEL_TRANSITIONS, PACKET_TRANSITIONS
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.lifecycle import CHANNEL_TRANSITIONS, PACKET_TRANSITIONS
 
 
 def requirement_rows(report: ConformanceReport) -> list[dict[str, Any]]:

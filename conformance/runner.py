@@ -2,7 +2,7 @@
 
 A user tests an implementation with one line::
 
-    from conformance import run_conformance
+    from vmbspec.conformance import run_conformance
     report = run_conformance(MyTarget)          # a factory of fresh target objects
     assert report.passed, report.summary()
 
@@ -37,23 +37,23 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 from hypothesis.stateful import get_state_machine_test
 
-from conformance import interrupt
-from conformance.cases import Case, load_cases
-from conformance.determinism import fixed_generation
-from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
-from conformance.guard import (
+from vmbspec.conformance import interrupt
+from vmbspec.conformance.cases import Case, load_cases
+from vmbspec.conformance.determinism import fixed_generation
+from vmbspec.conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
+from vmbspec.conformance.guard import (
     GuardedTarget,
     TargetInterfaceError,
     TargetRaised,
     check_interface,
     close_quietly,
 )
-from conformance.inputs import shorten
-from conformance.machine import RunState, build_machine
-from conformance.minimise import Invalid, minimise
-from conformance.targets import TargetFactory, resolve_target
-from spec.catalog import CATALOG
-from spec.readings import Profile
+from vmbspec.conformance.inputs import shorten
+from vmbspec.conformance.machine import RunState, build_machine
+from vmbspec.conformance.minimise import Invalid, minimise
+from vmbspec.conformance.targets import TargetFactory, resolve_target
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.readings import Profile
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -836,7 +836,7 @@ def run_conformance(
                     _run_parts(report, factories[0][1], profile, cases, stateful, examples,
                                steps_per_example, seed, progress, batch_examples)
                 else:
-                    from conformance.workers import run_parallel
+                    from vmbspec.conformance.workers import run_parallel
 
                     run_parallel(report, texts, dict(target_options or {}), factories,
                                  cases=cases, stateful=stateful, examples=examples,

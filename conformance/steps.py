@@ -43,9 +43,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from conformance.inputs import InputError, require_int, require_list, require_str
-from spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
-from spec.mdl import ADDRESS_AND_SIZE_TO_SPAN_PAGES
+from vmbspec.conformance.inputs import InputError, require_int, require_list, require_str
+from vmbspec.spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
+from vmbspec.spec.mdl import ADDRESS_AND_SIZE_TO_SPAN_PAGES
 
 #: Steps in one sequence (a shrunk failure has tens; a case at most a few tens).
 MAX_STEPS = 10_000

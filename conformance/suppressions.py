@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from conformance.inputs import InputError, parse_toml, read_bytes, require_int, require_str
-from conformance.trace_format import TraceFormatError, printable
-from spec.constants import UINT64_MAX
+from vmbspec.conformance.inputs import InputError, parse_toml, read_bytes, require_int, require_str
+from vmbspec.conformance.trace_format import TraceFormatError, printable
+from vmbspec.spec.constants import UINT64_MAX
 
 if TYPE_CHECKING:
-    from conformance.trace import Violation
+    from vmbspec.conformance.trace import Violation
 
 #: A suppression file is a short list written by hand.
 MAX_SUPPRESSION_BYTES = 1024 * 1024

@@ -28,9 +28,9 @@ TargetFactory = Callable[[], Any]
 
 #: kind -> the module whose ``resolve(rest, options)`` builds targets of that kind.
 RESOLVERS: dict[str, str] = {
-    "rust": "adapters.native",
-    "native": "adapters.native",
-    "remote": "adapters.remote",
+    "rust": "vmbspec.adapters.native",
+    "native": "vmbspec.adapters.native",
+    "remote": "vmbspec.adapters.remote",
 }
 
 
@@ -39,7 +39,7 @@ class UnknownTarget(ValueError):
 
 
 def _sim_help(prefix: str) -> str:
-    from adapters.sim import BUGS, READINGS, SIM_DEFAULTS
+    from vmbspec.adapters.sim import BUGS, READINGS, SIM_DEFAULTS
 
     width = max(len(name) for name in BUGS)
     bugs = "\n".join(f"  {name:<{width}}  {what}" for name, what in BUGS.items())
@@ -56,7 +56,7 @@ def _sim_help(prefix: str) -> str:
 
 def _sim_items(rest: str) -> tuple[frozenset[str], dict[str, str]]:
     """The bug switches and reading options of ``sim:ITEM[,+]ITEM...``."""
-    from adapters.sim import BUGS, READINGS
+    from vmbspec.adapters.sim import BUGS, READINGS
 
     bugs: set[str] = set()
     readings: dict[str, str] = {}
@@ -93,7 +93,7 @@ def _sim_items(rest: str) -> tuple[frozenset[str], dict[str, str]]:
 
 
 def _resolve_sim(rest: str) -> tuple[str, TargetFactory]:
-    from adapters.sim import SimTarget
+    from vmbspec.adapters.sim import SimTarget
 
     bugs, readings = _sim_items(rest)
     ordered = sorted(readings, key=lambda key: int(key[1:]))

@@ -42,10 +42,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance import steps as step_schema
-from conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
-from conformance.suppressions import Suppression, load_suppressions, parse_suppressions
-from conformance.trace_format import (
+from vmbspec.conformance import steps as step_schema
+from vmbspec.conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
+from vmbspec.conformance.suppressions import Suppression, load_suppressions, parse_suppressions
+from vmbspec.conformance.trace_format import (
     CALL_PARAMS,
     EVENT_FIELDS,
     TRACE_VERSION,
@@ -56,9 +56,9 @@ from conformance.trace_format import (
     printable,
     short_value,
 )
-from spec.errors import SpecError, SpecViolation
-from spec.lifecycle import PacketState
-from spec.readings import Profile
+from vmbspec.spec.errors import SpecError, SpecViolation
+from vmbspec.spec.lifecycle import PacketState
+from vmbspec.spec.readings import Profile
 
 __all__ = [
     "CALL_PARAMS", "EVENT_FIELDS", "TRACE_VERSION", "Suppression", "TraceEvent",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.inputs import (
+from vmbspec.conformance.inputs import (
     InputError,
     decode_text,
     parse_json,
@@ -35,7 +35,7 @@ from conformance.inputs import (
     require_str,
     shorten,
 )
-from spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
+from vmbspec.spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
 
 TRACE_VERSION = 1
 

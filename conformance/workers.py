@@ -37,11 +37,11 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance import interrupt
-from conformance.cases import load_cases
-from conformance.driver import Evidence
-from conformance.machine import RunState
-from conformance.runner import (
+from vmbspec.conformance import interrupt
+from vmbspec.conformance.cases import load_cases
+from vmbspec.conformance.driver import Evidence
+from vmbspec.conformance.machine import RunState
+from vmbspec.conformance.runner import (
     ConformanceReport,
     Failure,
     InternalError,
@@ -55,8 +55,8 @@ from conformance.runner import (
     minimise_into,
     run_case,
 )
-from conformance.targets import TargetFactory, resolve_target
-from spec.readings import Profile
+from vmbspec.conformance.targets import TargetFactory, resolve_target
+from vmbspec.spec.readings import Profile
 
 #: How long the parent waits for the workers to send what they did after a stop, before it
 #: ends them (a worker stuck in a call that never returns).

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
 
-from spec.constants import (
+from vmbspec.spec.constants import (
     GPA_DIRECT_HEADER_SIZE,
     GPA_RANGE_HEADER_SIZE,
     MAX_PACKET_BYTES,
@@ -43,7 +43,7 @@ from spec.constants import (
     RING_TRAILER_SIZE,
     UINT64_MAX,
 )
-from spec.errors import ArithmeticWrap
+from vmbspec.spec.errors import ArithmeticWrap
 
 W = TypeVar("W")
 B = TypeVar("B")

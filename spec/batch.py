@@ -36,15 +36,15 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from spec import arith
-from spec.constants import (
+from vmbspec.spec import arith
+from vmbspec.spec.constants import (
     UINT64_MAX,
     VMBUS_CHANNEL_FORMAT_FLAGS,
     PacketType,
     SendFlags,
 )
-from spec.errors import ArithmeticWrap, InvalidValue
-from spec.readings import Profile
+from vmbspec.spec.errors import ArithmeticWrap, InvalidValue
+from vmbspec.spec.readings import Profile
 
 Words = npt.NDArray[np.uint64]
 Bools = npt.NDArray[np.bool_]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spec.constants import UINT32_MAX, SendFlags
-from spec.errors import InvalidType, InvalidValue
-from spec.mdl import MdlChain, shown_int
+from vmbspec.spec.constants import UINT32_MAX, SendFlags
+from vmbspec.spec.errors import InvalidType, InvalidValue
+from vmbspec.spec.mdl import MdlChain, shown_int
 
 
 def _uint32(name: str, value: object) -> int:

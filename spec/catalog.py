@@ -19,7 +19,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from spec.errors import CatalogError
+from vmbspec.spec.errors import CatalogError
 
 KINDS = ("MUST", "fact", "contract", "reading")
 
@@ -139,7 +139,7 @@ def parse_catalog(data: Mapping[str, Any]) -> Catalog:
 
 
 def load_catalog() -> Catalog:
-    text = resources.files("spec").joinpath("requirements.toml").read_text(encoding="utf-8")
+    text = resources.files("vmbspec.spec").joinpath("requirements.toml").read_text(encoding="utf-8")
     return parse_catalog(tomllib.loads(text))
 
 

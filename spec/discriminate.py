@@ -39,7 +39,7 @@ profiles from :class:`~spec.readings.Profile`: a new option of a reading is sear
 no new code here, as long as ``spec.rules`` (and ``spec.arith`` for A1/A3) implement it.
 
 Output: :func:`generate` returns the JSON-able document of ``conformance/probe/calls.json``;
-``python -m spec.discriminate --write conformance/probe/calls.json`` writes it (the only I/O
+``python -m vmbspec.spec.discriminate --write conformance/probe/calls.json`` writes it (the only I/O
 of this module, in :func:`main`).
 """
 
@@ -55,14 +55,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spec.call import SendCall
-from spec.catalog import CATALOG
-from spec.constants import NT_ERROR, NtStatus, SendFlags
-from spec.mdl import MdlChain, MdlSegment
-from spec.readings import READING_IDS, Profile
-from spec.rules import Accepted, Rejected, SendContext, StatusRule, Verdict, evaluate_send
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.constants import NT_ERROR, NtStatus, SendFlags
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.readings import READING_IDS, Profile
+from vmbspec.spec.rules import Accepted, Rejected, SendContext, StatusRule, Verdict, evaluate_send
 
-GENERATED_BY = "python -m spec.discriminate --write conformance/probe/calls.json"
+GENERATED_BY = "python -m vmbspec.spec.discriminate --write conformance/probe/calls.json"
 
 #: The ring every probe's channel has: 16 pages, as ``SendContext.fresh``.
 RING_DATA_SIZE = 0x10000
@@ -800,7 +800,7 @@ def generate(use_z3: bool = True, timings: Timings | None = None) -> dict[str, A
     """The document of ``conformance/probe/calls.json``: the arithmetic readings searched by
     :func:`spec.proofs.discriminate.separating_call` (or, without ``use_z3``, by the lattice
     like the others)."""
-    from spec.proofs.discriminate import separating_call
+    from vmbspec.spec.proofs.discriminate import separating_call
 
     timings = timings if timings is not None else Timings()
     z3_time = [0.0]
@@ -833,7 +833,7 @@ def render(document: Mapping[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m spec.discriminate",
+        prog="python -m vmbspec.spec.discriminate",
         description="find the calls that tell the options of each reading apart",
     )
     parser.add_argument("--write", metavar="FILE", help="write the probes to FILE")

@@ -34,7 +34,7 @@ from typing import Any
 
 from statemachine import State, StateMachine
 
-from spec.errors import SpecViolation
+from vmbspec.spec.errors import SpecViolation
 
 
 class PacketState(Enum):

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from spec import arith
-from spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
-from spec.errors import InvalidType, InvalidValue
+from vmbspec.spec import arith
+from vmbspec.spec.constants import PAGE_SIZE, UINT32_MAX, UINT64_MAX
+from vmbspec.spec.errors import InvalidType, InvalidValue
 
 
 def shown_int(value: int) -> str:

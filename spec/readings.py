@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from spec.arith import ArithReadings, ForcedBound, ZeroLength
-from spec.catalog import CATALOG
-from spec.errors import InvalidType, InvalidValue
+from vmbspec.spec.arith import ArithReadings, ForcedBound, ZeroLength
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.errors import InvalidType, InvalidValue
 
 READING_IDS: tuple[str, ...] = tuple(f"A{n}" for n in range(1, 15))
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from spec import arith
-from spec.call import SendCall
-from spec.catalog import CATALOG
-from spec.constants import NT_ERROR as _nt_error
-from spec.constants import (
+from vmbspec.spec import arith
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.constants import NT_ERROR as _nt_error
+from vmbspec.spec.constants import (
     PAGE_SIZE,
     RING_TRAILER_SIZE,
     UINT32_MAX,
@@ -39,10 +39,10 @@ from spec.constants import (
     SendFlags,
     status_name,
 )
-from spec.errors import InvalidType, InvalidValue
-from spec.lifecycle import ChannelState, PacketState
-from spec.mdl import MdlChain, shown_int
-from spec.readings import Profile
+from vmbspec.spec.errors import InvalidType, InvalidValue
+from vmbspec.spec.lifecycle import ChannelState, PacketState
+from vmbspec.spec.mdl import MdlChain, shown_int
+from vmbspec.spec.readings import Profile
 
 DEFAULT_PROFILE = Profile.default()
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
-from spec.constants import (
+from vmbspec.spec.constants import (
     GPA_DIRECT_HEADER_SIZE,
     GPA_RANGE_HEADER_SIZE,
     MAX_PACKET_BYTES,
@@ -51,7 +51,7 @@ from spec.constants import (
     VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED,
     PacketType,
 )
-from spec.errors import InvalidValue, WireFormatError
+from vmbspec.spec.errors import InvalidValue, WireFormatError
 
 __all__ = [
     "SUPPORTED_TYPES",

@@ -19,7 +19,7 @@ def test_every_data_file_of_spec_and_conformance_is_package_data() -> None:
     package_data = config["tool"]["setuptools"]["package-data"]
     missing = []
     for package in ("spec", "conformance"):
-        patterns = package_data.get(package, [])
+        patterns = package_data.get(f"vmbspec.{package}", [])
         for path in sorted((ROOT / package).rglob("*")):
             if path.suffix not in DATA_SUFFIXES or "__pycache__" in path.parts:
                 continue

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import build_parser
+from vmbspec.conformance.cli import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -52,14 +52,14 @@ def test_the_main_set_up_command_runs_vmbspec_check_on_the_simulator() -> None:
 
 
 def test_the_python_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapters.sim import SimTarget
-    from conformance import runner
+    from vmbspec.adapters.sim import SimTarget
+    from vmbspec.conformance import runner
 
     real = runner.run_conformance
     monkeypatch.setattr(
         runner, "run_conformance", lambda target, **kw: real(target, examples=20, **kw)
     )
     code = _block_after("## Testing your implementation", "python")
-    code = code.replace("from conformance import run_conformance",
-                        "from conformance.runner import run_conformance")
+    code = code.replace("from vmbspec.conformance import run_conformance",
+                        "from vmbspec.conformance.runner import run_conformance")
     exec(code, {"MyTarget": SimTarget})  # the README's own example, as written

@@ -368,6 +368,6 @@ def RustTarget(guard: bool | None = None) -> NativeTarget:
     """The Rust core (``adapters/rust``), in process, with guard pages unless ``guard`` is
     False. Build it first with ``python adapters/rust/build.py``; the error says so if it is
     missing."""
-    from adapters.rust.build import library_path
+    from vmbspec.adapters.rust.build import library_path
 
     return NativeTarget(library_path(), name="rust", guard=guard)

@@ -14,7 +14,6 @@ import tempfile
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import IO, Any
 
 from .abi import DEFAULT_CAPABILITIES, MdlChainArg
@@ -25,6 +24,7 @@ from .arguments import (
     check_path,
     check_seconds,
 )
+from .boot import ROOT, boot_code
 from .errors import MAX_KEPT_CALLS, ImpossibleResult, TargetCrashed, TargetError
 from .protocol import (
     MAX_ERROR_TEXT,
@@ -37,13 +37,8 @@ from .protocol import (
     write_message,
 )
 
-#: The directory holding the ``adapters`` package: the worker imports this very copy.
-_ROOT = str(Path(__file__).resolve().parents[2])
-#: What the worker process runs: ``python -c _BOOT ROOT LIBRARY``.
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from adapters.native.worker import main; raise SystemExit(main(*sys.argv[2:4]))"
-)
+#: What the worker process runs: ``python -c _BOOT ROOT LIBRARY GUARD``.
+_BOOT = boot_code("worker", "main", "*sys.argv[2:4]")
 
 #: Seconds one call to an isolated target may take before it counts as a hang.
 DEFAULT_TIMEOUT = 10.0
@@ -90,7 +85,7 @@ class _Worker:
         # Closed by stop(), which outlives this function.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, _ROOT, self.path,
+            [sys.executable, "-c", _BOOT, ROOT, self.path,
              "guard" if self.guard else "no-guard"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -70,7 +70,7 @@ def resolve(spec: str, options: dict[str, Any]) -> tuple[str, Any]:
     if kind == "rust":
         if separator:
             raise ValueError(f"target {spec!r}: `rust` takes no argument")
-        from adapters.rust.build import library_path
+        from vmbspec.adapters.rust.build import library_path
 
         try:
             path = str(library_path())

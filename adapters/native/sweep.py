@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from .abi import MAX_RING_DATA_SIZE, PAGE_SIZE, UINT32_MAX, UINT64_MAX, LibraryError
+from .boot import ROOT, boot_code
 
 #: One call: ``(mdl, mdl_offset, mdl_length, flags, buffer, buffer_length)``; ``mdl`` is None
 #: or a sequence of ``(byte_offset, byte_count, pfns)``, ``buffer`` None or bytes.
@@ -117,12 +118,8 @@ _ERRORS = {
 #: Record errors that are a harness call failing (kind "error"), not an impossible result.
 _HARNESS_ERRORS = frozenset({1, 3, 4, 5})
 
-#: The directory holding the ``adapters`` package: the child imports this very copy.
-_ROOT = str(Path(__file__).resolve().parents[2])
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from adapters.native.sweep import child_main; raise SystemExit(child_main(sys.argv[2:]))"
-)
+#: What the child process runs: ``python -c _BOOT ROOT RUNNER LIBRARY ...``.
+_BOOT = boot_code("sweep", "child_main", "sys.argv[2:]")
 
 
 @dataclass(frozen=True)
@@ -168,7 +165,7 @@ def rust_library_path() -> str:
     """The Rust core's shared library, as ``--target rust`` finds it (``$VMBCORE_LIB``, the
     packaged or the newest cargo build); it also holds the sweep runner. FileNotFoundError
     says how to build it."""
-    from adapters.rust.build import library_path
+    from vmbspec.adapters.rust.build import library_path
 
     return str(library_path())
 
@@ -400,7 +397,7 @@ def _run_child(
     struct.pack_into("<Q", memory, 0, _NOT_STARTED)
     with memory, tempfile.TemporaryFile() as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, _ROOT, runner, library, str(ring_data_size),
+            [sys.executable, "-c", _BOOT, ROOT, runner, library, str(ring_data_size),
              shapes_path, results_path],
             stdout=subprocess.PIPE,
             stderr=stderr,

@@ -16,16 +16,16 @@ any language; vmbspec's client is :class:`RemoteTarget`.
 Like every adapter it imports neither ``spec`` nor ``conformance``.
 """
 
-from adapters.remote.client import (
+from vmbspec.adapters.remote.client import (
     RemoteError,
     RemoteFactory,
     RemoteFault,
     RemoteTarget,
     resolve,
 )
-from adapters.remote.framing import MAX_MESSAGE_BYTES
-from adapters.remote.protocol import PROTOCOL_VERSION
-from adapters.remote.server import Session, TcpAgent, TraceRecorder, serve
+from vmbspec.adapters.remote.framing import MAX_MESSAGE_BYTES
+from vmbspec.adapters.remote.protocol import PROTOCOL_VERSION
+from vmbspec.adapters.remote.server import Session, TcpAgent, TraceRecorder, serve
 
 __all__ = [
     "MAX_MESSAGE_BYTES",

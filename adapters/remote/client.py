@@ -46,7 +46,7 @@ An idle connection kept between targets is dropped, not reused, when the agent h
 or said something on it meanwhile (an agent closes connections idle past its deadline).
 
 ``remote:stdio:vmbspec ...`` runs the ``vmbspec`` script beside the running interpreter, or
-``python -m conformance.cli`` with it (a subprocess), so that it works without an activated
+``python -m vmbspec.conformance.cli`` with it (a subprocess), so that it works without an activated
 virtual environment and always runs the same vmbspec as the client.
 
 The in-line buffer crosses the connection as a copy of its bytes at the call, as it does for
@@ -74,8 +74,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from adapters.remote import protocol
-from adapters.remote.framing import (
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.framing import (
     MAX_MESSAGE_BYTES,
     FrameClosed,
     FrameError,
@@ -442,7 +442,7 @@ def _unaddressed(method: str, error: dict[str, Any]) -> str:
 
 def command_line(command: Sequence[str], interpreter: str | None = None) -> list[str]:
     """The argv to run for ``remote:stdio:COMMAND``: a first word ``vmbspec`` is the script
-    beside ``interpreter`` (the running Python), or that Python with ``-m conformance.cli``
+    beside ``interpreter`` (the running Python), or that Python with ``-m vmbspec.conformance.cli``
     (a subprocess: this adapter imports nothing from the suite)."""
     words = list(command)
     if not words or words[0] != "vmbspec":
@@ -451,7 +451,7 @@ def command_line(command: Sequence[str], interpreter: str | None = None) -> list
     script = python.parent / "vmbspec"
     if script.is_file():
         return [str(script), *words[1:]]
-    return [str(python), "-m", "conformance.cli", *words[1:]]
+    return [str(python), "-m", "vmbspec.conformance.cli", *words[1:]]
 
 
 def check_timeout(timeout: Any) -> float | None:

@@ -70,8 +70,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-from adapters.remote import protocol
-from adapters.remote.framing import (
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.framing import (
     MAX_MESSAGE_BYTES,
     FrameClosed,
     FrameTimeout,

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from adapters.sim.bugs import BUGS, check_bugs
-from adapters.sim.channel import (
+from vmbspec.adapters.sim.bugs import BUGS, check_bugs
+from vmbspec.adapters.sim.channel import (
     FREEABLE,
     OUTSTANDING,
     Channel,
@@ -31,10 +31,10 @@ from adapters.sim.channel import (
     Packet,
     PacketState,
 )
-from adapters.sim.consts import U32_MAX
-from adapters.sim.readings import READINGS, SIM_DEFAULTS, UNSAFE, check_readings
-from adapters.sim.ring import Ring
-from adapters.sim.send import send_with_external_mdl
+from vmbspec.adapters.sim.consts import U32_MAX
+from vmbspec.adapters.sim.readings import READINGS, SIM_DEFAULTS, UNSAFE, check_readings
+from vmbspec.adapters.sim.ring import Ring
+from vmbspec.adapters.sim.send import send_with_external_mdl
 
 __all__ = ["BUGS", "READINGS", "SIM_DEFAULTS", "UNSAFE", "SimTarget"]
 

@@ -55,16 +55,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from adapters.sim.consts import (
+from vmbspec.adapters.sim.consts import (
     STATUS_CANCELLED,
     STATUS_SUCCESS,
     STATUS_UNSUCCESSFUL,
     TRAILER_SIZE,
     U64_MAX,
 )
-from adapters.sim.readings import Readings
-from adapters.sim.ring import Ring, RingCorrupt
-from adapters.sim.wire import PacketLayout
+from vmbspec.adapters.sim.readings import Readings
+from vmbspec.adapters.sim.ring import Ring, RingCorrupt
+from vmbspec.adapters.sim.wire import PacketLayout
 
 
 class PacketState(enum.Enum):

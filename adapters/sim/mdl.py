@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from adapters.sim.consts import (
+from vmbspec.adapters.sim.consts import (
     MAX_PACKET_SIZE,
     PAGE_MASK,
     PAGE_SHIFT,
@@ -45,8 +45,8 @@ from adapters.sim.consts import (
     U32_MAX,
     U64_MAX,
 )
-from adapters.sim.readings import DEFAULT_READINGS, Readings
-from adapters.sim.wire import GpaRange
+from vmbspec.adapters.sim.readings import DEFAULT_READINGS, Readings
+from vmbspec.adapters.sim.wire import GpaRange
 
 #: No range naming more PFNs than this can fit in a packet (length8 is a u16 of 8-byte units).
 MAX_RANGE_PFNS = MAX_PACKET_SIZE // PFN_SIZE

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import struct
 
-from adapters.sim.consts import (
+from vmbspec.adapters.sim.consts import (
     CONTROL_PAGE_SIZE,
     DESCRIPTOR_SIZE,
     FEATURE_PENDING_SEND_SIZE,

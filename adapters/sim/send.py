@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.sim.channel import SENDABLE, ChannelState, Packet
-from adapters.sim.consts import (
+from vmbspec.adapters.sim.channel import SENDABLE, ChannelState, Packet
+from vmbspec.adapters.sim.consts import (
     FLAG_FORCE_MDL_LENGTH,
     FLAG_PAGED_BUFFER,
     FLAG_WAIT_FOR_COMPLETION,
@@ -44,9 +44,9 @@ from adapters.sim.consts import (
     TRAILER_SIZE,
     U32_MAX,
 )
-from adapters.sim.mdl import Rejected, resolve
-from adapters.sim.readings import DEFAULT_READINGS, Readings
-from adapters.sim.wire import PacketLayout
+from vmbspec.adapters.sim.mdl import Rejected, resolve
+from vmbspec.adapters.sim.readings import DEFAULT_READINGS, Readings
+from vmbspec.adapters.sim.wire import PacketLayout
 
 #: Known flags of the call; anything else is reading A7's question.
 KNOWN_FLAGS = FLAG_WAIT_FOR_COMPLETION | FLAG_FORCE_MDL_LENGTH | FLAG_PAGED_BUFFER

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from adapters.sim.consts import (
+from vmbspec.adapters.sim.consts import (
     DESCRIPTOR_SIZE,
     GPA_HEADER_SIZE,
     PACKET_FLAG_COMPLETION_REQUESTED,

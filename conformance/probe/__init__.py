@@ -2,7 +2,7 @@
 
 The spec names fourteen readings (``READ-A1`` ... ``READ-A14``); a profile picks one option of
 each. This package runs, on a target, the discriminating calls and short step sequences the
-spec found for itself (``calls.json``, written by ``python -m spec.discriminate``; the
+spec found for itself (``calls.json``, written by ``python -m vmbspec.spec.discriminate``; the
 lifecycle and status sequences come from ``sequences.py``) and reports, per reading with more
 than one option, the options the target's answers are consistent with:
 

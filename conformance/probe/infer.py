@@ -43,15 +43,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.driver import Driver, Evidence, StepError
-from conformance.guard import TargetRaised, close_quietly
-from conformance.probe.load import Probe, ProbeSet, Unobservable, reading_options
-from conformance.report import describe_step
-from conformance.runner import ConformanceReport, _classify, _make_target, run_conformance
-from conformance.targets import TargetFactory
-from spec.catalog import CATALOG
-from spec.discriminate import JOINT
-from spec.readings import READING_IDS, Profile
+from vmbspec.conformance.driver import Driver, Evidence, StepError
+from vmbspec.conformance.guard import TargetRaised, close_quietly
+from vmbspec.conformance.probe.load import Probe, ProbeSet, Unobservable, reading_options
+from vmbspec.conformance.report import describe_step
+from vmbspec.conformance.runner import ConformanceReport, _classify, _make_target, run_conformance
+from vmbspec.conformance.targets import TargetFactory
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.discriminate import JOINT
+from vmbspec.spec.readings import READING_IDS, Profile
 
 #: Readings whose options interact, inferred jointly: the spec's own list (the discriminating
 #: search takes the same readings jointly, ``spec.discriminate.JOINT``).
@@ -69,8 +69,8 @@ FAULTS = frozenset({"crash", "hang", "target-error", "protocol-error"})
 def _unsafe_options() -> dict[tuple[str, str], str]:
     """(reading, option) -> the Z3 property whose counterexample shows the option reading past
     an MDL's PFN array (``spec.proofs.properties``: expected "counterexample" on MDL-PFNS)."""
-    from spec.arith import DEFAULT_ARITH_READINGS
-    from spec.proofs.properties import PROPERTIES
+    from vmbspec.spec.arith import DEFAULT_ARITH_READINGS
+    from vmbspec.spec.proofs.properties import PROPERTIES
 
     found: dict[tuple[str, str], str] = {}
     for prop in PROPERTIES:

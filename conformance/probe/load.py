@@ -1,10 +1,10 @@
 """Reading the probes: ``conformance/probe/calls.json``, checked where it enters.
 
-The file is written by ``python -m spec.discriminate --write conformance/probe/calls.json``
+The file is written by ``python -m vmbspec.spec.discriminate --write conformance/probe/calls.json``
 (the Z3 search for the arithmetic readings, the lattice and the lifecycle sequences for the
 others). Its shape::
 
-    {"generated_by": "python -m spec.discriminate --write conformance/probe/calls.json",
+    {"generated_by": "python -m vmbspec.spec.discriminate --write conformance/probe/calls.json",
      "probes": [{"id": "A3:a|c:z3-1", "reading": "A3", "separates": [["a", "c"]],
                  "source": "z3", "why": "one line", "steps": [...]}],
      "unobservable": [{"reading": "A11", "options": ["call-or-write", "at-call"],
@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance.driver import Step
-from conformance.inputs import (
+from vmbspec.conformance.driver import Step
+from vmbspec.conformance.inputs import (
     InputError,
     load_json_file,
     require_dict,
     require_list,
     require_str,
 )
-from conformance.steps import check_steps
-from spec.catalog import CATALOG
+from vmbspec.conformance.steps import check_steps
+from vmbspec.spec.catalog import CATALOG
 
 #: Where the probes live (beside this module, not under conformance/cases/).
 CALLS_PATH = Path(__file__).with_name("calls.json")
@@ -197,7 +197,7 @@ def load_probes(path: Path | str = CALLS_PATH) -> ProbeSet:
     where = str(path)
     if not Path(path).exists():
         raise ProbeFileError(
-            f"{where}: no probes (write them with `python -m spec.discriminate --write "
+            f"{where}: no probes (write them with `python -m vmbspec.spec.discriminate --write "
             f"{CALLS_PATH.relative_to(CALLS_PATH.parents[2])}`)"
         )
     try:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.cli_common import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK
-from conformance.probe.infer import UNSAFE, ProbeResult, ReadingResult
-from conformance.report import versions
+from vmbspec.conformance.cli_common import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK
+from vmbspec.conformance.probe.infer import UNSAFE, ProbeResult, ReadingResult
+from vmbspec.conformance.report import versions
 
 FORMAT_VERSION = 1
 

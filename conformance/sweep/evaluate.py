@@ -16,12 +16,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from conformance.sweep.lattice import Shape, chain_length
-from spec import wire
-from spec.batch import BatchVerdict, CallBatch, batch_supported, evaluate_batch
-from spec.constants import NtStatus
-from spec.errors import WireFormatError
-from spec.readings import Profile
+from vmbspec.conformance.sweep.lattice import Shape, chain_length
+from vmbspec.spec import wire
+from vmbspec.spec.batch import BatchVerdict, CallBatch, batch_supported, evaluate_batch
+from vmbspec.spec.constants import NtStatus
+from vmbspec.spec.errors import WireFormatError
+from vmbspec.spec.readings import Profile
 
 Result = tuple[int, bytes | None, int]
 

@@ -42,9 +42,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from spec import arith
-from spec.arith import PY, ForcedBound, Segment
-from spec.constants import PAGE_SHIFT, UINT32_MAX, VMBUS_CHANNEL_FORMAT_FLAGS
+from vmbspec.spec import arith
+from vmbspec.spec.arith import PY, ForcedBound, Segment
+from vmbspec.spec.constants import PAGE_SHIFT, UINT32_MAX, VMBUS_CHANNEL_FORMAT_FLAGS
 
 Mdl = tuple[tuple[int, int, tuple[int, ...]], ...]
 Shape = tuple[Mdl | None, int, int, int, bytes | None, int]

@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conformance.replay import save_replay
-from conformance.report import write_each
-from conformance.sweep.lattice import Shape
-from conformance.sweep.run import ShapeFailure, SweepResult, describe
+from vmbspec.conformance.replay import save_replay
+from vmbspec.conformance.report import write_each
+from vmbspec.conformance.sweep.lattice import Shape
+from vmbspec.conformance.sweep.run import ShapeFailure, SweepResult, describe
 
 #: Replay files written per group of failures (every failing shape is listed in the JSON).
 REPLAYS_PER_GROUP = 3

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from conformance.driver import Driver, Evidence, Step
-from conformance.guard import TargetRaised, close_quietly
-from conformance.runner import (
+from vmbspec.conformance.driver import Driver, Evidence, Step
+from vmbspec.conformance.guard import TargetRaised, close_quietly
+from vmbspec.conformance.runner import (
     Failure,
     InternalError,
     Problem,
@@ -44,9 +44,9 @@ from conformance.runner import (
     _make_target,
     _problem,
 )
-from conformance.steps import Limits
-from conformance.sweep import evaluate
-from conformance.sweep.lattice import (
+from vmbspec.conformance.steps import Limits
+from vmbspec.conformance.sweep import evaluate
+from vmbspec.conformance.sweep.lattice import (
     RING_DATA_SIZE,
     LatticeSpec,
     Shape,
@@ -54,9 +54,9 @@ from conformance.sweep.lattice import (
     shapes,
     sizes,
 )
-from conformance.targets import TargetFactory
-from spec.batch import BatchRange, BatchVerdict, batch_supported
-from spec.readings import Profile
+from vmbspec.conformance.targets import TargetFactory
+from vmbspec.spec.batch import BatchRange, BatchVerdict, batch_supported
+from vmbspec.spec.readings import Profile
 
 #: Shapes per target on the per-shape path (the driver's model grows by a packet a shape).
 CHUNK = 1000
@@ -249,7 +249,7 @@ def native_library(target: str) -> str | None:
     """The shared library a ``rust`` or ``native:PATH`` target loads, else None."""
     kind, _, rest = target.partition(":")
     if kind == "rust" and not rest:
-        from adapters.rust.build import library_path
+        from vmbspec.adapters.rust.build import library_path
 
         return str(library_path())
     if kind == "native" and rest:
@@ -260,7 +260,7 @@ def native_library(target: str) -> str | None:
 def native_runner() -> NativeRunner | None:
     """``adapters.native.sweep.run_shapes`` if that module provides it, else None."""
     try:
-        native_sweep = importlib.import_module("adapters.native.sweep")
+        native_sweep = importlib.import_module("vmbspec.adapters.native.sweep")
     except ImportError:
         return None
     runner = getattr(native_sweep, "run_shapes", None)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import z3
 
-from spec.arith import (
+from vmbspec.spec.arith import (
     PY,
     Arith,
     PacketSize,
@@ -36,8 +36,8 @@ from spec.arith import (
     packet_size,
     plan_external,
 )
-from spec.constants import MAX_PACKET_BYTES, PAGE_SIZE, RING_TRAILER_SIZE, UINT32_MAX
-from spec.proofs.properties import (
+from vmbspec.spec.constants import MAX_PACKET_BYTES, PAGE_SIZE, RING_TRAILER_SIZE, UINT32_MAX
+from vmbspec.spec.proofs.properties import (
     FORCE,
     MAX_CHAIN,
     WAIT,
@@ -45,7 +45,7 @@ from spec.proofs.properties import (
     concrete_inputs,
     symbolic_inputs,
 )
-from spec.proofs.z3arith import Z3IntArith
+from vmbspec.spec.proofs.z3arith import Z3IntArith
 
 Position = Literal["at", "inside", "outside"]
 POSITIONS: tuple[Position, ...] = ("at", "inside", "outside")

@@ -34,9 +34,9 @@ from typing import Any, Literal
 
 import z3
 
-from spec.arith import PY, Segment, plan_external
-from spec.errors import ArithmeticWrap
-from spec.proofs.z3arith import Z3IntArith
+from vmbspec.spec.arith import PY, Segment, plan_external
+from vmbspec.spec.errors import ArithmeticWrap
+from vmbspec.spec.proofs.z3arith import Z3IntArith
 
 Verdict = Literal["equivalent", "safe-but-stricter", "unsafe", "unknown"]
 CheckFunction = Callable[..., Any]

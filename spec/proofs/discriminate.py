@@ -34,18 +34,18 @@ from typing import Any
 
 import z3
 
-from spec.arith import (
+from vmbspec.spec.arith import (
     ArithReadings,
     Plan,
     fits_ring,
     packet_size,
     plan_external,
 )
-from spec.call import SendCall
-from spec.constants import SendFlags
-from spec.proofs.properties import symbolic_inputs
-from spec.proofs.z3arith import Z3IntArith
-from spec.readings import Profile
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.constants import SendFlags
+from vmbspec.spec.proofs.properties import symbolic_inputs
+from vmbspec.spec.proofs.z3arith import Z3IntArith
+from vmbspec.spec.readings import Profile
 
 #: (FORCE_MDL_LENGTH, MDLs in the chain), plainest first.
 SHAPES: tuple[tuple[bool, int], ...] = ((False, 1), (True, 1), (False, 2), (True, 2))
@@ -98,7 +98,7 @@ def _cover(ctx: Any, base: list[Any], goal: Any, what: str) -> None:
 
 
 def _call(values: dict[str, int], forced: bool, chain: int) -> SendCall:
-    from spec.discriminate import make_call  # the probes' one way of building a call
+    from vmbspec.spec.discriminate import make_call  # the probes' one way of building a call
 
     shape = [(values[f"mdl{i}.ByteOffset"], values[f"mdl{i}.ByteCount"]) for i in range(chain)]
     flags = int(SendFlags.WAIT_FOR_COMPLETION) | (
@@ -108,8 +108,8 @@ def _call(values: dict[str, int], forced: bool, chain: int) -> SendCall:
 
 
 def _rechecked(call: SendCall, reading: str, x: str, y: str) -> bool:
-    from spec.discriminate import fresh_context, share_outcome
-    from spec.rules import evaluate_send
+    from vmbspec.spec.discriminate import fresh_context, share_outcome
+    from vmbspec.spec.rules import evaluate_send
 
     default = Profile.default()
     context = fresh_context()

@@ -13,7 +13,7 @@ ByteCount, MdlOffset, MdlLength and whether FORCE_MDL_LENGTH is set, returning "
 
 from __future__ import annotations
 
-from spec.arith import Arith, B, W
+from vmbspec.spec.arith import Arith, B, W
 
 UINT32_MASK = 0xFFFF_FFFF
 PAGE_MASK = 0xFFF

@@ -39,7 +39,7 @@ from typing import Any, Generic, Literal, Protocol
 
 import z3
 
-from spec.arith import (
+from vmbspec.spec.arith import (
     DEFAULT_ARITH_READINGS,
     PY,
     Arith,
@@ -55,16 +55,16 @@ from spec.arith import (
     packet_size,
     plan_external,
 )
-from spec.constants import (
+from vmbspec.spec.constants import (
     PAGE_SHIFT,
     PAGE_SIZE,
     RING_TRAILER_SIZE,
     UINT32_MAX,
     SendFlags,
 )
-from spec.errors import ArithmeticWrap
-from spec.proofs import examples
-from spec.proofs.z3arith import Bool, Z3Arith, Z3IntArith
+from vmbspec.spec.errors import ArithmeticWrap
+from vmbspec.spec.proofs import examples
+from vmbspec.spec.proofs.z3arith import Bool, Z3Arith, Z3IntArith
 
 #: Chains are explored up to this many MDLs (P3, P4, P5, P6, P8, P9).
 MAX_CHAIN = 3
@@ -835,10 +835,10 @@ def describe_call(inp: Inputs[int], readings: ArithReadings = DEFAULT_ARITH_READ
 def _rules_verdict(inp: Inputs[int], readings: ArithReadings) -> str:
     """The executable spec's verdict for the call, if ``spec.rules`` can evaluate it."""
     try:
-        from spec.call import SendCall
-        from spec.mdl import MdlChain, MdlSegment
-        from spec.readings import Profile
-        from spec.rules import SendContext, evaluate_send
+        from vmbspec.spec.call import SendCall
+        from vmbspec.spec.mdl import MdlChain, MdlSegment
+        from vmbspec.spec.readings import Profile
+        from vmbspec.spec.rules import SendContext, evaluate_send
     except ImportError:  # pragma: no cover - spec.rules not yet present
         return ""
     segments = inp.segments[: inp.chain_len]

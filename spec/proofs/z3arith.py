@@ -27,8 +27,8 @@ from typing import Any, TypeAlias
 
 import z3
 
-from spec.arith import WORD_BITS
-from spec.constants import UINT64_MAX
+from vmbspec.spec.arith import WORD_BITS
+from vmbspec.spec.constants import UINT64_MAX
 
 #: The narrowest word a property may use: every input is a UINT32 and some sums need carries.
 MIN_WIDTH = 36

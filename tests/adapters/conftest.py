@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.rust.build import CRATE_DIR, build_library, library_path
-from adapters.sim import SimTarget
+from vmbspec.adapters.rust.build import CRATE_DIR, build_library, library_path
+from vmbspec.adapters.sim import SimTarget
 
 
 @dataclass(frozen=True)

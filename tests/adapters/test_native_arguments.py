@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.native import IsolatedTarget, NativeTarget, TargetError, protocol
-from conformance.cli import main
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.adapters.native import IsolatedTarget, NativeTarget, TargetError, protocol
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 BAD_TIMEOUTS = [math.inf, -math.inf, math.nan, 0, -1, 0.0, 86_400.5, 1e300, True, "5", [5]]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.native import IsolatedTarget, NativeTarget, TargetCrashed
-from adapters.native.guard import (
+from vmbspec.adapters.native import IsolatedTarget, NativeTarget, TargetCrashed
+from vmbspec.adapters.native.guard import (
     GUARD_AVAILABLE,
     PAGE,
     Guarded,
@@ -31,10 +31,10 @@ from adapters.native.guard import (
     place_buffer,
     place_mdl_chain,
 )
-from conformance import run_conformance
-from conformance.cases import load_cases
-from conformance.cli import main
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.cases import load_cases
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 pytestmark = pytest.mark.skipif(not GUARD_AVAILABLE, reason="guard pages need Linux")
 
@@ -256,7 +256,7 @@ def test_the_catalog_goes_on_after_each_over_read(pfn_shim: Path) -> None:
 
 def test_in_process_the_fault_names_the_mdl_and_says_to_isolate(pfn_shim: Path) -> None:
     program = (
-        "import sys; from adapters.native import NativeTarget\n"
+        "import sys; from vmbspec.adapters.native import NativeTarget\n"
         "from tests.adapters.test_native_guard import _send\n"
         f"_send(NativeTarget({str(pfn_shim)!r}), [({TRIGGER}, 1, [5])])\n"
         "print('not reached')\n"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.native import IsolatedTarget, TargetCrashed, TargetError
-from adapters.native.errors import MAX_KEPT_CALLS
+from vmbspec.adapters.native import IsolatedTarget, TargetCrashed, TargetError
+from vmbspec.adapters.native.errors import MAX_KEPT_CALLS
 
 CRASH_OFFSET = 0x1234
 HANG_OFFSET = 0x4321
@@ -168,7 +168,7 @@ def test_an_unloadable_library_is_a_target_error(tmp_path: Path) -> None:
 
 
 def test_the_rust_core_runs_isolated() -> None:
-    from adapters.rust.build import build_library
+    from vmbspec.adapters.rust.build import build_library
 
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed")

@@ -26,18 +26,18 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from adapters import native
-from adapters.native import (
+from vmbspec.adapters import native
+from vmbspec.adapters.native import (
     ImpossibleResult,
     IsolatedTarget,
     NativeTarget,
     TargetCrashed,
     TargetError,
 )
-from adapters.rust.build import CRATE_DIR
-from conformance import run_conformance
-from conformance.cases import load_cases
-from conformance.targets import resolve_target
+from vmbspec.adapters.rust.build import CRATE_DIR
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.cases import load_cases
+from vmbspec.conformance.targets import resolve_target
 
 WAIT = 0x1
 STATUS_SUCCESS = 0

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from adapters import native
-from conformance import run_conformance
-from conformance.cases import load_cases
-from conformance.cli import main
-from conformance.runner import ConformanceReport, Failure
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.adapters import native
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.cases import load_cases
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.runner import ConformanceReport, Failure
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 TRIGGER_BYTE_OFFSET = 0xFFF
 SEED = 20240611

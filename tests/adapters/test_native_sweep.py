@@ -31,10 +31,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.native import LibraryError, NativeTarget
-from adapters.native import sweep as native_sweep
-from adapters.native.sweep import Shape, ShapeFault, SweepFault, run_shapes, sweep_shapes
-from adapters.rust.build import CRATE_DIR, library_path
+from vmbspec.adapters.native import LibraryError, NativeTarget
+from vmbspec.adapters.native import sweep as native_sweep
+from vmbspec.adapters.native.sweep import Shape, ShapeFault, SweepFault, run_shapes, sweep_shapes
+from vmbspec.adapters.rust.build import CRATE_DIR, library_path
 
 RING = 0x1_0000
 TRIGGER = 0x321

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import pytest
 
-from adapters.native import NativeTarget, RustTarget, build_mdl_chain, span_pages
-from adapters.rust import build
+from vmbspec.adapters.native import NativeTarget, RustTarget, build_mdl_chain, span_pages
+from vmbspec.adapters.rust import build
 
 WAIT, FORCE, PAGED = 0x1, 0x2, 0x4
 STATUS_CANCELLED = 0xC000_0120
@@ -87,7 +87,7 @@ def packet_of(target: NativeTarget, channel: int) -> int:
 
 def test_rust_target_is_a_target(target: NativeTarget) -> None:
     pytest.importorskip("statemachine")
-    from conformance.target import CAPABILITIES, Target
+    from vmbspec.conformance.target import CAPABILITIES, Target
 
     assert isinstance(target, Target)
     assert target.name == "rust"
@@ -295,7 +295,7 @@ def test_library_path_says_how_to_build(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_the_conformance_suite_passes_on_the_rust_core(library: Path) -> None:
     pytest.importorskip("statemachine")
-    from conformance.runner import run_conformance
+    from vmbspec.conformance.runner import run_conformance
 
     report = run_conformance("rust", examples=40, seed=1234)
     assert report.passed, [f.as_json() for f in report.failures]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.rust.build import CRATE_DIR, MANIFEST, build_library
+from vmbspec.adapters.rust.build import CRATE_DIR, MANIFEST, build_library
 
 HEADER = CRATE_DIR / "include" / "vmbcore.h"
 SMOKE = CRATE_DIR / "tests" / "c" / "smoke.c"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from adapters.sim import BUGS, SimTarget
-from adapters.sim.mdl import POISON_PFN
+from vmbspec.adapters.sim import BUGS, SimTarget
+from vmbspec.adapters.sim.mdl import POISON_PFN
 
 SUCCESS = 0
 INVALID_PARAMETER = 0xC000000D

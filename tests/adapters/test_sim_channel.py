@@ -11,8 +11,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from adapters.sim import SimTarget
-from adapters.sim.channel import PacketState
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.adapters.sim.channel import PacketState
 
 SUCCESS = 0
 CANCELLED = 0xC0000120

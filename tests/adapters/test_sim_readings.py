@@ -20,9 +20,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.sim import READINGS, SIM_DEFAULTS, UNSAFE, SimTarget
-from adapters.sim.mdl import POISON_PFN
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.adapters.sim import READINGS, SIM_DEFAULTS, UNSAFE, SimTarget
+from vmbspec.adapters.sim.mdl import POISON_PFN
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 SUCCESS = 0
 UNSUCCESSFUL = 0xC0000001

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.sim.ring import Ring, RingCorrupt
+from vmbspec.adapters.sim.ring import Ring, RingCorrupt
 
 CONTROL = 4096
 

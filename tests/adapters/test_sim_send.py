@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.sim import SimTarget
+from vmbspec.adapters.sim import SimTarget
 
 SUCCESS = 0
 INVALID_PARAMETER = 0xC000000D

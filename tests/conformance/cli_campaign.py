@@ -23,10 +23,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from conformance import cli, cli_check, cli_sweep
-from conformance.driver import Evidence
-from conformance.runner import ConformanceReport
-from conformance.sweep.run import SweepResult
+from vmbspec.conformance import cli, cli_check, cli_sweep
+from vmbspec.conformance.driver import Evidence
+from vmbspec.conformance.runner import ConformanceReport
+from vmbspec.conformance.sweep.run import SweepResult
 
 NUMBERS = st.one_of(
     st.sampled_from(["nan", "inf", "-inf", "1e308", "-0", "0", "1", "-1", "0x10", "1_000",
@@ -143,8 +143,8 @@ def _quick_sweep(target: str, factory: Any, profile: Any, lattice: Any, *args: A
 @contextlib.contextmanager
 def stand_ins() -> Iterator[None]:
     """Replace the long-running parts by stand-ins that return at once."""
-    from adapters.remote import server
-    from spec.proofs import properties
+    from vmbspec.adapters.remote import server
+    from vmbspec.spec.proofs import properties
 
     saved = (cli_check.run_conformance, properties.run_properties, server.serve,
              cli_sweep.sweep)

@@ -1,5 +1,6 @@
 """A small hand-made probe document for the tests of ``vmbspec probe`` (never shipped as
-``conformance/probe/calls.json``: the real one is written by ``python -m spec.discriminate``).
+``conformance/probe/calls.json``: the real one is written by
+``python -m vmbspec.spec.discriminate``).
 One or two probes a reading, each a complete step sequence, hand-derived from the catalog's
 wording of the options."""
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from adapters.sim import SimTarget
-from conformance.replay import replay_steps
-from conformance.steps import check_steps
-from spec.readings import Profile
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance.replay import replay_steps
+from vmbspec.conformance.steps import check_steps
+from vmbspec.spec.readings import Profile
 
 from .test_detection import EXPECTED
 

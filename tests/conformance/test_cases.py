@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from conformance.cases import load_cases
-from conformance.driver import Evidence
-from conformance.runner import run_case
-from conformance.targets import resolve_target
-from spec.catalog import CATALOG
-from spec.readings import Profile
+from vmbspec.conformance.cases import load_cases
+from vmbspec.conformance.driver import Evidence
+from vmbspec.conformance.runner import run_case
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.readings import Profile
 
 
 def test_every_case_cites_known_requirements() -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sim import BUGS
-from conformance import run_conformance
-from conformance.replay import replay_steps
-from conformance.targets import resolve_target
-from spec.readings import Profile
+from vmbspec.adapters.sim import BUGS
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.replay import replay_steps
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.spec.readings import Profile
 
 #: The requirement each broken variant must be reported against (at least one of them).
 EXPECTED = {

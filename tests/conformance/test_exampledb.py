@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from conformance.cli import main
-from conformance.exampledb import (
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.exampledb import (
     FAILURES_KEY,
     DatabaseError,
     failure_id,
@@ -33,7 +33,7 @@ from conformance.exampledb import (
     parse_redis_url,
     parse_value,
 )
-from conformance.inputs import InputError
+from vmbspec.conformance.inputs import InputError
 
 QUICK = ["--quiet", "--no-proofs"]
 VMBSPEC = Path(sys.executable).parent / "vmbspec"

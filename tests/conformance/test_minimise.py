@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.minimise import Invalid, minimise, same, simpler, without
+from vmbspec.conformance.minimise import Invalid, minimise, same, simpler, without
 
 SIGNATURE = ("conformance", ("SEED-WAIT",))
 

@@ -8,8 +8,9 @@ non-default options on interacting readings are inferred too. The Rust core is p
 isolation; a target that crashes on a probe call gets the crash as that reading's verdict and
 the probe goes on; ``check --profile probe`` checks against the profile the probe found.
 
-The probes are ``conformance/probe/calls.json`` (written by ``python -m spec.discriminate``);
-until it exists, a small hand-made fixture (``probe_fixture.py``) stands in.
+The probes are ``conformance/probe/calls.json`` (written by
+``python -m vmbspec.spec.discriminate``); until it exists, a small hand-made fixture
+(``probe_fixture.py``) stands in.
 """
 
 from __future__ import annotations
@@ -21,19 +22,25 @@ from typing import Any
 
 import pytest
 
-from adapters.sim import READINGS, SIM_DEFAULTS, SimTarget
-from conformance.cli import main
-from conformance.probe.infer import (
+from vmbspec.adapters.sim import READINGS, SIM_DEFAULTS, SimTarget
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.probe.infer import (
     UNSAFE,
     ProbeResult,
     infer_readings,
     probed_readings,
     reading_groups,
 )
-from conformance.probe.load import CALLS_PATH, ProbeFileError, ProbeSet, load_probes, parse_probes
-from conformance.probe.report import exit_status, render_text, to_json, to_markdown
-from conformance.targets import resolve_target
-from spec.readings import Profile
+from vmbspec.conformance.probe.load import (
+    CALLS_PATH,
+    ProbeFileError,
+    ProbeSet,
+    load_probes,
+    parse_probes,
+)
+from vmbspec.conformance.probe.report import exit_status, render_text, to_json, to_markdown
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.spec.readings import Profile
 
 sys.path.insert(0, str(Path(__file__).parent))
 from probe_fixture import fixture
@@ -194,8 +201,8 @@ def test_check_with_profile_probe_checks_against_the_profile_found(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not CALLS_PATH.exists():
-        monkeypatch.setattr("conformance.cli_probe.CALLS_PATH", _fixture_file(tmp_path))
-        monkeypatch.setattr("conformance.probe.load.CALLS_PATH", _fixture_file(tmp_path))
+        monkeypatch.setattr("vmbspec.conformance.cli_probe.CALLS_PATH", _fixture_file(tmp_path))
+        monkeypatch.setattr("vmbspec.conformance.probe.load.CALLS_PATH", _fixture_file(tmp_path))
     monkeypatch.setenv("VMBSPEC_DB", str(tmp_path / "db"))  # its own failure store
     status = main(["check", "--target", "sim:A9=no-range", "--profile", "probe", "--quiet",
                    "--no-proofs", "--examples", "20", "--replay-dir", str(tmp_path),
@@ -294,8 +301,8 @@ def test_a_native_library_that_crashes_on_probe_calls_is_probed_through_isolatio
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     helpers = _adapters_conftest()
-    from adapters.native import GUARD_AVAILABLE
-    from adapters.rust.build import library_path
+    from vmbspec.adapters.native import GUARD_AVAILABLE
+    from vmbspec.adapters.rust.build import library_path
 
     if not GUARD_AVAILABLE:
         pytest.skip("guard pages need Linux")

@@ -26,11 +26,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.sim import SimTarget
-from conformance import cli_probe
-from conformance.probe.infer import ProbeResult, ProbeRunner, infer_readings
-from conformance.probe.load import CALLS_PATH, ProbeFileError, load_probes
-from spec.readings import Profile
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import cli_probe
+from vmbspec.conformance.probe.infer import ProbeResult, ProbeRunner, infer_readings
+from vmbspec.conformance.probe.load import CALLS_PATH, ProbeFileError, load_probes
+from vmbspec.spec.readings import Profile
 
 BASE: dict[str, Any] = json.loads(CALLS_PATH.read_text())
 SMALL: dict[str, Any] = {**BASE, "probes": BASE["probes"][:3]}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import run_conformance
-from conformance.cases import load_cases
-from spec.readings import Profile, parse_profile
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.cases import load_cases
+from vmbspec.spec.readings import Profile, parse_profile
 
 
 @pytest.mark.parametrize("override", ["A1=b", "A3=c", "A4=c", "A5=b", "A6=b"])
@@ -46,9 +46,9 @@ def test_case_expectations_are_consulted_only_under_the_profile_they_were_writte
 
 def test_the_unsafe_force_case_tells_reading_a3_b_from_a() -> None:
     case = {c.id: c for c in load_cases()}["force-bytecount-rounding-is-unsafe"]
-    from conformance.driver import chain_from_json
-    from spec.call import SendCall
-    from spec.rules import SendContext, evaluate_send
+    from vmbspec.conformance.driver import chain_from_json
+    from vmbspec.spec.call import SendCall
+    from vmbspec.spec.rules import SendContext, evaluate_send
 
     (send,) = [s for s in case.steps if s["op"] == "send"]
     call = SendCall(None, 0, chain_from_json(send["mdl"]), send["mdl_offset"],

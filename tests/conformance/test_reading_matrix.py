@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.sim import READINGS
-from conformance import run_conformance
-from conformance.runner import ConformanceReport
-from spec.readings import Profile, parse_profile
+from vmbspec.adapters.sim import READINGS
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.runner import ConformanceReport
+from vmbspec.spec.readings import Profile, parse_profile
 
 DEFAULT = Profile.default()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cli import main
+from vmbspec.conformance.cli import main
 
 
 def test_check_passes_on_the_simulator_and_writes_every_report(tmp_path: Path) -> None:

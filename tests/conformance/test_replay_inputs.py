@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from adapters.sim import SimTarget
-from conformance import run_conformance
-from conformance.cli import main
-from conformance.driver import Driver, StepError
-from conformance.machine import mdl_chains
-from conformance.replay import ReplayFileError, load_replay, replay_steps
-from conformance.report import describe_step
-from conformance.steps import MAX_STEPS, check_steps
-from spec.readings import Profile
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.driver import Driver, StepError
+from vmbspec.conformance.machine import mdl_chains
+from vmbspec.conformance.replay import ReplayFileError, load_replay, replay_steps
+from vmbspec.conformance.report import describe_step
+from vmbspec.conformance.steps import MAX_STEPS, check_steps
+from vmbspec.spec.readings import Profile
 
 SETUP: list[dict[str, Any]] = [
     {"op": "create_channel", "ring_data_size": 65536},
@@ -518,7 +518,7 @@ def test_the_generated_sequences_reach_every_outcome(folder: Path) -> None:
 
 
 def test_check_steps_accepts_what_the_stateful_run_and_the_cases_produce() -> None:
-    from conformance.cases import load_cases
+    from vmbspec.conformance.cases import load_cases
 
     for case in load_cases():
         check_steps(list(case.steps), case.id)

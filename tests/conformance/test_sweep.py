@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from conformance import cli
-from conformance.replay import load_replay, replay_steps
-from conformance.sweep import lattice, run
-from conformance.sweep.lattice import LatticeSpec
-from conformance.targets import resolve_target
-from spec import arith
-from spec.arith import PY, ForcedBound, Segment
-from spec.mdl import MdlChain, MdlSegment
-from spec.readings import Profile
+from vmbspec.conformance import cli
+from vmbspec.conformance.replay import load_replay, replay_steps
+from vmbspec.conformance.sweep import lattice, run
+from vmbspec.conformance.sweep.lattice import LatticeSpec
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.spec import arith
+from vmbspec.spec.arith import PY, ForcedBound, Segment
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.readings import Profile
 
 #: Each bug switch of the simulator that concerns single-call arithmetic, and a requirement
 #: its failure must name.
@@ -165,7 +165,7 @@ def test_native_batch_runner_results_are_checked(monkeypatch: pytest.MonkeyPatch
     target interface, conforms, so the failure says so (kind ``flaky``)."""
     real = run.native_runner()
     if real is None:
-        pytest.skip("adapters.native.sweep.run_shapes is not available")
+        pytest.skip("vmbspec.adapters.native.sweep.run_shapes is not available")
     _name, factory = resolve_target("rust")
     assert run.sweep("rust", factory, Profile.default(), SMALL).path == \
         "native-batch"
@@ -191,7 +191,7 @@ def test_a_fault_in_the_native_runner_is_a_crash_naming_the_shape(
 ) -> None:
     real = run.native_runner()
     if real is None:
-        pytest.skip("adapters.native.sweep.run_shapes is not available")
+        pytest.skip("vmbspec.adapters.native.sweep.run_shapes is not available")
 
     class Fault(Exception):
         def __init__(self, results: list[Any]) -> None:
@@ -221,7 +221,7 @@ def test_a_fault_in_the_native_runner_is_a_crash_naming_the_shape(
 def test_a_profile_the_batch_verdicts_do_not_cover_runs_shape_by_shape() -> None:
     """READ-A8 exact names a status per rule, which the batch verdicts do not: the Rust core
     is then swept through the target interface, and conforms."""
-    from spec.readings import PROFILES
+    from vmbspec.spec.readings import PROFILES
 
     _name, factory = resolve_target("rust")
     result = run.sweep("rust", factory, PROFILES["exact-status"], SMALL)
@@ -245,11 +245,11 @@ def test_batch_verdicts_of_lattice_shapes_equal_evaluate_send() -> None:
     import itertools
     import random
 
-    from conformance.sweep import evaluate
-    from conformance.sweep.lattice import RING_DATA_SIZE, shapes
-    from spec import wire
-    from spec.call import SendCall
-    from spec.rules import SendContext, evaluate_send
+    from vmbspec.conformance.sweep import evaluate
+    from vmbspec.conformance.sweep.lattice import RING_DATA_SIZE, shapes
+    from vmbspec.spec import wire
+    from vmbspec.spec.call import SendCall
+    from vmbspec.spec.rules import SendContext, evaluate_send
 
     rng = random.Random(7)
     context = SendContext.fresh(RING_DATA_SIZE)
@@ -291,7 +291,8 @@ def test_a_remote_target_is_swept_through_the_protocol() -> None:
     ByteOffset 0xFFF, ByteCount around 0 pages; 1,392 shapes)."""
     import sys
 
-    target = f"remote:stdio:{sys.executable} -m conformance.cli agent --backend sim --listen stdio"
+    agent = "-m vmbspec.conformance.cli agent --backend sim --listen stdio"
+    target = f"remote:stdio:{sys.executable} {agent}"
     _name, factory = resolve_target(target)
     tiny = LatticeSpec(1, (0xFFF,), (0,))
     result = run.sweep(target, factory, Profile.default(), tiny)
@@ -301,7 +302,7 @@ def test_a_remote_target_is_swept_through_the_protocol() -> None:
 
 def test_ctrl_c_writes_the_reports_of_what_ran(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from conformance import cli_sweep
+    from vmbspec.conformance import cli_sweep
 
     class Interrupting:
         def __init__(self, quiet: bool) -> None:

@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance import cli, cli_sweep
-from conformance.sweep import run
-from conformance.sweep.lattice import LatticeSpec
-from spec.readings import Profile
+from vmbspec.conformance import cli, cli_sweep
+from vmbspec.conformance.sweep import run
+from vmbspec.conformance.sweep.lattice import LatticeSpec
+from vmbspec.spec.readings import Profile
 
 NUMBERS = st.one_of(
     st.sampled_from(["nan", "inf", "-1", "0", "1", "2", "3", "4", "9" * 40, "", "0x2", "1e3",
@@ -111,7 +111,7 @@ def check_runner(results: Any, whole: bool) -> run.SweepResult:
         padded = list(results[: len(shapes)])
         return padded + real(library, ring, shapes[len(padded):])
 
-    from conformance.targets import resolve_target
+    from vmbspec.conformance.targets import resolve_target
 
     _name, factory = resolve_target("rust")
     original = run.native_runner

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from adapters.sim import SimTarget
-from conformance import runner
-from conformance.cli import main
-from conformance.guard import GuardedTarget, TargetRaised
-from conformance.runner import (
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import runner
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.guard import GuardedTarget, TargetRaised
+from vmbspec.conformance.runner import (
     DEFAULT_EXAMPLES,
     SuiteUsageError,
     batch_seed,
@@ -103,7 +103,7 @@ def test_an_adapter_lacking_methods_is_one_usage_error_naming_them() -> None:
 def test_a_bug_of_vmbspec_is_a_problem_not_a_failure_and_exit_3(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from conformance import driver
+    from vmbspec.conformance import driver
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a bug in the oracle")
@@ -127,7 +127,7 @@ def test_a_bug_of_vmbspec_is_a_problem_not_a_failure_and_exit_3(
 def test_an_uncaught_error_outside_the_run_is_exit_3_with_the_traceback_saved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from conformance import cli
+    from vmbspec.conformance import cli
 
     def broken(args: Any) -> int:
         raise ZeroDivisionError("oops")
@@ -232,7 +232,7 @@ def test_prove_check_finds_a_module_in_the_current_folder(
 def test_one_default_number_of_examples_everywhere() -> None:
     import inspect
 
-    from conformance import cli_check, pytest_plugin
+    from vmbspec.conformance import cli_check, pytest_plugin
 
     default = inspect.signature(run_conformance).parameters["examples"].default
     assert default == DEFAULT_EXAMPLES == 1000
@@ -380,7 +380,7 @@ def test_the_same_command_generates_the_same_steps_whatever_else_is_loaded(
         "import sys, json\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "if sys.argv[2] == 'extra': import lots_of_constants\n"
-        "from conformance.runner import run_conformance\n"
+        "from vmbspec.conformance.runner import run_conformance\n"
         "r = run_conformance('sim', examples=150, cases=False, seed=11)\n"
         "print(json.dumps([r.steps_digest, r.examples, r.reproducible]))\n"
     )
@@ -451,7 +451,7 @@ def test_ctrl_c_during_the_replay_of_a_failing_example_is_an_interruption_not_fl
     # the user's interruption, never "the target is not deterministic".
     from hypothesis.errors import Flaky
 
-    from conformance import interrupt
+    from vmbspec.conformance import interrupt
 
     def replay_cut_short(*_args: Any, **_kwargs: Any) -> None:
         interrupt.request()

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from conformance import workers as workers_module
-from conformance.cli import main
-from conformance.driver import Evidence
-from conformance.runner import ConformanceReport, SuiteUsageError, run_conformance
-from conformance.targets import resolve_target
-from spec.readings import Profile
+from vmbspec.conformance import workers as workers_module
+from vmbspec.conformance.cli import main
+from vmbspec.conformance.driver import Evidence
+from vmbspec.conformance.runner import ConformanceReport, SuiteUsageError, run_conformance
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.spec.readings import Profile
 
 QUICK = ["--quiet", "--no-proofs"]
 VMBSPEC = Path(sys.executable).parent / "vmbspec"

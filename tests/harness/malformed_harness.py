@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from adapters.remote.framing import MessageStream
+from vmbspec.adapters.remote.framing import MessageStream
 
 HERE = Path(__file__).resolve().parent
 INTERNAL_ERROR = -32603

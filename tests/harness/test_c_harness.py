@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from adapters.rust.build import RustBuildError, build_library, library_path
+from vmbspec.adapters.rust.build import RustBuildError, build_library, library_path
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "harness" / "c"
@@ -189,7 +189,7 @@ def _initialize(lines: Lines) -> dict[str, Any]:
 
 def _check(target: str, report: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "check", "--target", target,
+        [sys.executable, "-m", "vmbspec.conformance.cli", "check", "--target", target,
          "--examples", "200", "--json", str(report)],
         capture_output=True, text=True, check=False, cwd=ROOT, timeout=600)
 
@@ -469,8 +469,8 @@ def _run_script(lines: Lines) -> list[Any]:
 def test_the_replies_are_the_reference_agents_up_to_handles_and_names(harness: Path,
                                                                       core: Path) -> None:
     ours, _ = _stdio([str(harness), "--library", str(core)])
-    reference, _ = _stdio([sys.executable, "-m", "conformance.cli", "agent", "--backend", "rust",
-                           "--listen", "stdio"])
+    reference, _ = _stdio([sys.executable, "-m", "vmbspec.conformance.cli", "agent",
+                           "--backend", "rust", "--listen", "stdio"])
     try:
         expected = _run_script(reference)
         got = _run_script(ours)

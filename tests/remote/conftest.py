@@ -15,7 +15,7 @@ HERE = Path(__file__).parent
 
 def _agent_command(*extra: str, backend: str = "sim") -> str:
     """``remote:stdio:`` command running the reference agent on ``backend``."""
-    return shlex.join([sys.executable, "-m", "conformance.cli_agent", "--backend", backend,
+    return shlex.join([sys.executable, "-m", "vmbspec.conformance.cli_agent", "--backend", backend,
                        "--quiet", *extra])
 
 
@@ -41,7 +41,7 @@ def faulty_command() -> Callable[..., str]:
 @pytest.fixture
 def vmbspec(monkeypatch: pytest.MonkeyPatch) -> Callable[..., int]:
     """``conformance.cli.main`` with the agent and trace subcommands registered."""
-    from conformance import cli, cli_agent, cli_trace
+    from vmbspec.conformance import cli, cli_agent, cli_trace
 
     original = cli._subcommand_modules
 

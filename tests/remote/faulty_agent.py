@@ -23,10 +23,10 @@ import os
 import sys
 import time
 
-from adapters.remote.framing import MAX_MESSAGE_BYTES
-from adapters.remote.protocol import METHODS, dumps
-from adapters.remote.server import Session
-from adapters.sim import SimTarget
+from vmbspec.adapters.remote.framing import MAX_MESSAGE_BYTES
+from vmbspec.adapters.remote.protocol import METHODS, dumps
+from vmbspec.adapters.remote.server import Session
+from vmbspec.adapters.sim import SimTarget
 
 
 def main(argv: list[str]) -> int:

@@ -31,8 +31,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from adapters.remote import protocol
-from adapters.remote.client import (
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.client import (
     Address,
     Connection,
     RemoteError,
@@ -40,9 +40,9 @@ from adapters.remote.client import (
     RemoteFault,
     RemoteTarget,
 )
-from adapters.remote.framing import MessageStream
-from adapters.remote.server import TcpAgent
-from adapters.sim import SimTarget
+from vmbspec.adapters.remote.framing import MessageStream
+from vmbspec.adapters.remote.server import TcpAgent
+from vmbspec.adapters.sim import SimTarget
 
 U32 = 0xFFFF_FFFF
 U64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -240,7 +240,8 @@ class AgentUnderTest:
         self.sent = 0
         if transport == "stdio":
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "conformance.cli_agent", "--backend", "sim", "--quiet"],
+                [sys.executable, "-m", "vmbspec.conformance.cli_agent", "--backend", "sim",
+                 "--quiet"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             )
             assert self.process.stdin is not None and self.process.stdout is not None

@@ -25,15 +25,15 @@ from typing import Any
 
 import pytest
 
-from adapters.remote import client
-from adapters.remote.framing import FrameError, MessageStream
-from adapters.remote.protocol import TARGET_ERROR, TARGET_FAULT, dumps, failure
-from adapters.remote.server import Session
-from adapters.sim import SimTarget
-from conformance import run_conformance
-from conformance.report import describe_step, to_json, to_junit, to_markdown
-from conformance.runner import ConformanceReport
-from conformance.targets import resolve_target
+from vmbspec.adapters.remote import client
+from vmbspec.adapters.remote.framing import FrameError, MessageStream
+from vmbspec.adapters.remote.protocol import TARGET_ERROR, TARGET_FAULT, dumps, failure
+from vmbspec.adapters.remote.server import Session
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.report import describe_step, to_json, to_junit, to_markdown
+from vmbspec.conformance.runner import ConformanceReport
+from vmbspec.conformance.targets import resolve_target
 
 #: reply rewrite: (request, reply) -> the reply the harness sends instead.
 Rewrite = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]

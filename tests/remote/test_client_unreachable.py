@@ -32,14 +32,14 @@ from typing import Any
 
 import pytest
 
-from adapters.remote.client import RECONNECT_ATTEMPTS
-from adapters.remote.framing import MessageStream
-from adapters.remote.protocol import METHODS, dumps
-from adapters.remote.server import Session
-from adapters.sim import SimTarget
-from conformance import run_conformance
-from conformance.cases import load_cases
-from conformance.targets import resolve_target
+from vmbspec.adapters.remote.client import RECONNECT_ATTEMPTS
+from vmbspec.adapters.remote.framing import MessageStream
+from vmbspec.adapters.remote.protocol import METHODS, dumps
+from vmbspec.adapters.remote.server import Session
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.cases import load_cases
+from vmbspec.conformance.targets import resolve_target
 
 TIMEOUT = 1.0
 #: A generous bound on one whole run: the property tested is the outcome, not the speed.
@@ -110,7 +110,7 @@ def _check(address: str, folder: Path, *extra: str) -> tuple[int, str, dict[str,
     every report asked for: its status, its output and the JSON report."""
     report = folder / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "check", "--target", "remote:" + address,
+        [sys.executable, "-m", "vmbspec.conformance.cli", "check", "--target", "remote:" + address,
          "--timeout", str(TIMEOUT), "--no-proofs", "--quiet", "--json", str(report),
          "--report", str(folder / "report.md"), "--junit", str(folder / "report.xml"),
          "--replay-dir", str(folder), *extra],

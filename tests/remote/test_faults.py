@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance import run_conformance
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 TIMEOUT = 1.5
 

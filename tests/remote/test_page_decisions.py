@@ -17,16 +17,16 @@ from typing import Any
 
 import pytest
 
-from adapters.remote import protocol
-from adapters.remote.server import Session
-from adapters.sim import SimTarget
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.server import Session
+from vmbspec.adapters.sim import SimTarget
 
 STATUS_INVALID_DEVICE_STATE = 0xC0000184
 WAIT = 1  # VMBUS_CHANNEL_FORMAT_FLAG_WAIT_FOR_COMPLETION
 
 
 def _rust() -> Any:
-    from adapters.native import RustTarget
+    from vmbspec.adapters.native import RustTarget
 
     return RustTarget()
 

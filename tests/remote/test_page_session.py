@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from adapters.remote import protocol
+from vmbspec.adapters.remote import protocol
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "remote-protocol.md"
 
@@ -47,7 +47,7 @@ class Agent:
     def __init__(self, words: list[str]) -> None:
         assert words[:2] == ["vmbspec", "agent"], words
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "conformance.cli_agent", *words[2:], "--quiet"],
+            [sys.executable, "-m", "vmbspec.conformance.cli_agent", *words[2:], "--quiet"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
 

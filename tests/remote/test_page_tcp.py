@@ -13,10 +13,10 @@ import socket
 import threading
 from typing import Any
 
-from adapters.remote import protocol
-from adapters.remote.framing import MessageStream
-from adapters.remote.server import Session, TcpAgent, serve_stream
-from adapters.sim import SimTarget
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.framing import MessageStream
+from vmbspec.adapters.remote.server import Session, TcpAgent, serve_stream
+from vmbspec.adapters.sim import SimTarget
 
 REQUESTS = [
     ("initialize", {"protocol": 1}),

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from adapters.remote import protocol
-from adapters.remote.client import Address, Connection, RemoteError, RemoteFault
-from adapters.remote.framing import FrameClosed, FrameTimeout, FrameTooLarge, MessageStream
-from adapters.remote.server import Session, TcpAgent, parse_listen, serve_stream
-from adapters.sim import SimTarget
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.client import Address, Connection, RemoteError, RemoteFault
+from vmbspec.adapters.remote.framing import FrameClosed, FrameTimeout, FrameTooLarge, MessageStream
+from vmbspec.adapters.remote.server import Session, TcpAgent, parse_listen, serve_stream
+from vmbspec.adapters.sim import SimTarget
 
 
 def _pair(max_bytes: int = 1 << 20) -> tuple[MessageStream, MessageStream]:

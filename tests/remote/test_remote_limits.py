@@ -26,13 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.remote import protocol
-from adapters.remote.client import RemoteError, RemoteFault, command_line
-from adapters.remote.framing import MessageStream
-from adapters.remote.server import TcpAgent
-from adapters.sim import SimTarget
-from conformance import cli_agent, run_conformance
-from conformance.targets import UnknownTarget, resolve_target
+from vmbspec.adapters.remote import protocol
+from vmbspec.adapters.remote.client import RemoteError, RemoteFault, command_line
+from vmbspec.adapters.remote.framing import MessageStream
+from vmbspec.adapters.remote.server import TcpAgent
+from vmbspec.adapters.sim import SimTarget
+from vmbspec.conformance import cli_agent, run_conformance
+from vmbspec.conformance.targets import UnknownTarget, resolve_target
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 INITIALIZE = protocol.request(1, "initialize", {"protocol": 1})
@@ -58,7 +58,7 @@ def _read(stream: MessageStream, seconds: float = 20.0) -> dict:
 @pytest.fixture
 def stdio_agent() -> Iterator[MessageStream]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli_agent", "--backend", "sim", "--quiet"],
+        [sys.executable, "-m", "vmbspec.conformance.cli_agent", "--backend", "sim", "--quiet"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )
     assert process.stdin is not None and process.stdout is not None
@@ -319,7 +319,7 @@ def test_vmbspec_as_a_command_is_the_script_beside_the_interpreter(tmp_path: Pat
     python = tmp_path / "bin" / "python"
     python.parent.mkdir()
     assert command_line(["vmbspec", "agent"], str(python)) == [
-        str(python), "-m", "conformance.cli", "agent"]
+        str(python), "-m", "vmbspec.conformance.cli", "agent"]
     (python.parent / "vmbspec").write_text("#!/bin/sh\n")
     assert command_line(["vmbspec", "agent"], str(python)) == [
         str(python.parent / "vmbspec"), "agent"]
@@ -343,7 +343,7 @@ def test_remote_stdio_vmbspec_works_without_an_activated_environment(
 
 def test_remote_stdio_vmbspec_falls_back_to_python_m_conformance_cli(tmp_path: Path) -> None:
     """In an environment without the ``vmbspec`` script (a virtual environment that shares
-    this one's packages), the client runs ``python -m conformance.cli``."""
+    this one's packages), the client runs ``python -m vmbspec.conformance.cli``."""
     if sys.prefix == sys.base_prefix:
         pytest.skip("needs to run in a virtual environment, to make one sharing its packages")
     venv = tmp_path / "venv"
@@ -353,7 +353,7 @@ def test_remote_stdio_vmbspec_falls_back_to_python_m_conformance_cli(tmp_path: P
     site = Path(next(p for p in sys.path if p.endswith("site-packages")))
     (venv / "lib" / site.parent.name / "site-packages").symlink_to(site)
     (venv / "bin" / "python").symlink_to(sys.executable)
-    script = ("from conformance.targets import resolve_target\n"
+    script = ("from vmbspec.conformance.targets import resolve_target\n"
               f"name, factory = resolve_target('remote:stdio:{AGENT_WORDS}', {{'timeout': 10}})\n"
               "target = factory(); print(name, target.create_channel(4096)); target.close()\n"
               "factory.close()\n")

@@ -80,9 +80,9 @@ BASELINE = {"u32": 0, "u64": 0, "handle": 1, "hex": "", "hex?": None, "mdl?": No
 def test_every_parameter_of_every_method_refuses_every_wrong_type() -> None:
     """Exhaustive, beside the random campaign: each parameter given each wrong value is an
     invalid-params error naming that parameter, and the session goes on."""
-    from adapters.remote import protocol
-    from adapters.remote.server import Session
-    from adapters.sim import SimTarget
+    from vmbspec.adapters.remote import protocol
+    from vmbspec.adapters.remote.server import Session
+    from vmbspec.adapters.sim import SimTarget
 
     session = Session(SimTarget)
     assert "result" in session.handle(

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from adapters.remote import TcpAgent
-from conformance import run_conformance
-from conformance.targets import resolve_target
+from vmbspec.adapters.remote import TcpAgent
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.targets import resolve_target
 
 EXAMPLES = 25
 
@@ -36,8 +36,8 @@ def test_the_suite_passes_through_remote_stdio_against_the_simulator(
 
 def _rust_factory() -> object:
     try:
-        from adapters.native import RustTarget
-        from adapters.rust.build import library_path
+        from vmbspec.adapters.native import RustTarget
+        from vmbspec.adapters.rust.build import library_path
 
         library_path()
     except Exception as error:  # no cargo on this machine: skip
@@ -60,7 +60,7 @@ def test_the_suite_passes_through_tcp_loopback_against_the_rust_core() -> None:
 
 def test_vmbspec_agent_serves_tcp_on_a_port_it_prints() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cli_agent", "--backend", "sim",
+        [sys.executable, "-m", "vmbspec.conformance.cli_agent", "--backend", "sim",
          "--listen", "tcp://127.0.0.1:0"],
         stderr=subprocess.PIPE, text=True,
     )

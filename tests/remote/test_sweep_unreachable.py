@@ -24,7 +24,7 @@ def test_a_sweep_stops_when_the_agent_is_lost(agents: Agents, tmp_path: Path) ->
     address = agents.start("wedge", 40)
     report = tmp_path / "sweep.json"
     done = subprocess.run(
-        [sys.executable, "-m", "conformance.cli", "sweep", "--target", "remote:" + address,
+        [sys.executable, "-m", "vmbspec.conformance.cli", "sweep", "--target", "remote:" + address,
          "--timeout", str(TIMEOUT), "--quick", "--quiet", "--json", str(report),
          "--replay-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=RUN_LIMIT, cwd=tmp_path, check=False,

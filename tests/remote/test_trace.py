@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance import run_conformance
-from conformance.targets import resolve_target
-from conformance.trace import check_trace, load_trace
+from vmbspec.conformance import run_conformance
+from vmbspec.conformance.targets import resolve_target
+from vmbspec.conformance.trace import check_trace, load_trace
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import sys
 
     path = tmp_path_factory.mktemp("trace") / "sim.jsonl"
-    command = shlex.join([sys.executable, "-m", "conformance.cli_agent", "--backend", "sim",
+    command = shlex.join([sys.executable, "-m", "vmbspec.conformance.cli_agent", "--backend", "sim",
                           "--quiet", "--trace", str(path)])
     _name, factory = resolve_target("remote:stdio:" + command, {"timeout": 10.0})
     report = run_conformance(factory, examples=15)

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from conformance.inputs import InputError
-from conformance.trace import check_trace, parse_suppressions, parse_trace
-from conformance.trace_format import TraceFormatError
+from vmbspec.conformance.inputs import InputError
+from vmbspec.conformance.trace import check_trace, parse_suppressions, parse_trace
+from vmbspec.conformance.trace_format import TraceFormatError
 
 HEADER = json.dumps({"vmbspec_trace": 1})
 START = {"event": "start", "target": "t", "capabilities": []}
@@ -152,7 +152,7 @@ def test_a_trace_larger_than_the_bound_is_refused_without_reading_it_all(
     tmp_path: Path, vmbspec: Callable[..., int], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from conformance import trace_format
+    from vmbspec.conformance import trace_format
 
     monkeypatch.setattr(trace_format, "MAX_TRACE_BYTES", 1000)
     path = tmp_path / "t.jsonl"
@@ -321,10 +321,10 @@ def test_a_trace_may_make_more_channels_and_packets_than_a_replayed_sequence() -
     # A real driver's trace can run for hours: the trace checker allocates nothing per
     # channel or packet, so the bounds that protect a live target from a replay file do
     # not apply to it.
-    from adapters.sim import SimTarget
-    from conformance import steps
-    from conformance.driver import Driver, StepError
-    from spec.readings import Profile
+    from vmbspec.adapters.sim import SimTarget
+    from vmbspec.conformance import steps
+    from vmbspec.conformance.driver import Driver, StepError
+    from vmbspec.spec.readings import Profile
 
     far = {"op": "free", "packet": steps.MAX_INDEX + 1}
     with pytest.raises(InputError, match="packet"):

@@ -28,15 +28,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.inputs import InputError
-from conformance.trace import (
+from vmbspec.conformance.inputs import InputError
+from vmbspec.conformance.trace import (
     TraceEvent,
     check_trace,
     format_report,
     parse_suppressions,
     parse_trace,
 )
-from spec.catalog import CATALOG
+from vmbspec.spec.catalog import CATALOG
 
 HEADER = {"vmbspec_trace": 1, "recorded_by": "test"}
 #: Keys a record may hold, so random records hit the validator's branches.
@@ -95,11 +95,11 @@ def _one_line(message: str) -> None:
 def record_sessions(directory: Path, examples: int = 6) -> list[list[dict[str, Any]]]:
     """The sessions of a trace the reference agent records while the suite runs against the
     simulator, each a list of records (the short ones only)."""
-    from conformance import run_conformance
-    from conformance.targets import resolve_target
+    from vmbspec.conformance import run_conformance
+    from vmbspec.conformance.targets import resolve_target
 
     path = directory / "sim.jsonl"
-    command = shlex.join([sys.executable, "-m", "conformance.cli_agent", "--backend", "sim",
+    command = shlex.join([sys.executable, "-m", "vmbspec.conformance.cli_agent", "--backend", "sim",
                           "--quiet", "--trace", str(path)])
     _name, factory = resolve_target("remote:stdio:" + command, {"timeout": 10.0})
     try:

@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec.call import SendCall
-from spec.catalog import CATALOG
-from spec.errors import InvalidValue, SpecError
-from spec.lifecycle import ChannelState, PacketState
-from spec.mdl import (
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.errors import InvalidValue, SpecError
+from vmbspec.spec.lifecycle import ChannelState, PacketState
+from vmbspec.spec.mdl import (
     ADDRESS_AND_SIZE_TO_SPAN_PAGES,
     BYTE_OFFSET,
     ROUND_TO_PAGES,
@@ -30,8 +30,8 @@ from spec.mdl import (
     MdlChain,
     MdlSegment,
 )
-from spec.readings import PROFILES, READING_IDS, Profile, parse_profile
-from spec.rules import SendContext, evaluate_send
+from vmbspec.spec.readings import PROFILES, READING_IDS, Profile, parse_profile
+from vmbspec.spec.rules import SendContext, evaluate_send
 
 CHAIN = MdlChain.of([MdlSegment.with_pages(0, 0x2000)])
 CALL = SendCall(b"ab", 2, CHAIN, 0, 0, 1)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from spec import arith
-from spec.arith import PY, ArithReadings, ForcedBound, Segment, ZeroLength
-from spec.errors import ArithmeticWrap
+from vmbspec.spec import arith
+from vmbspec.spec.arith import PY, ArithReadings, ForcedBound, Segment, ZeroLength
+from vmbspec.spec.errors import ArithmeticWrap
 
 UINT32 = st.integers(0, 0xFFFF_FFFF)
 U64_MAX = 2**64 - 1

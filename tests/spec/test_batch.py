@@ -1,4 +1,4 @@
-"""spec.batch: the NumPy evaluation of spec.arith agrees with spec.rules.evaluate_send.
+"""vmbspec.spec.batch: the NumPy evaluation of spec.arith agrees with spec.rules.evaluate_send.
 
 Random samples of single calls on a fresh idle packet of an open channel (the sweep's
 context), drawn around the page and u32 boundaries, are evaluated both ways and compared
@@ -12,14 +12,14 @@ import random
 import numpy as np
 import pytest
 
-from spec.arith import PY, round_to_pages
-from spec.batch import NpArith, batch_from_calls, batch_supported, evaluate_batch
-from spec.call import SendCall
-from spec.constants import NtStatus, PacketType
-from spec.errors import ArithmeticWrap, InvalidValue
-from spec.mdl import MdlChain, MdlSegment
-from spec.readings import PROFILES, Profile
-from spec.rules import Accepted, Rejected, SendContext, evaluate_send
+from vmbspec.spec.arith import PY, round_to_pages
+from vmbspec.spec.batch import NpArith, batch_from_calls, batch_supported, evaluate_batch
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.constants import NtStatus, PacketType
+from vmbspec.spec.errors import ArithmeticWrap, InvalidValue
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.readings import PROFILES, Profile
+from vmbspec.spec.rules import Accepted, Rejected, SendContext, evaluate_send
 
 RING = 0x4000
 U32 = 0xFFFF_FFFF

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from spec.call import SendCall
-from spec.constants import SendFlags
-from spec.errors import InvalidValue
-from spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.constants import SendFlags
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.mdl import MdlChain, MdlSegment
 
 UINT32_FIELDS = {
     "buffer_length": "BufferLength",

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from spec.catalog import CATALOG, KINDS, Catalog, parse_catalog
-from spec.errors import CatalogError
+from vmbspec.spec.catalog import CATALOG, KINDS, Catalog, parse_catalog
+from vmbspec.spec.errors import CatalogError
 
 #: The seed page ships with the repository (docs/seed/SOURCE.md says where it comes from).
 SEED_PATH = (
@@ -53,7 +53,7 @@ def test_shipped_catalog_file_has_no_duplicate_ids() -> None:
     import tomllib
     from importlib import resources
 
-    text = resources.files("spec").joinpath("requirements.toml").read_text(encoding="utf-8")
+    text = resources.files("vmbspec.spec").joinpath("requirements.toml").read_text(encoding="utf-8")
     raw_ids = [entry["id"] for entry in tomllib.loads(text)["requirement"]]
     assert len(raw_ids) == len(set(raw_ids))
     assert set(raw_ids) == set(CATALOG.ids())

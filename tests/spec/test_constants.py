@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec.constants import (
+from vmbspec.spec.constants import (
     NT_ERROR,
     NT_SUCCESS,
     VMBUS_CHANNEL_FORMAT_FLAGS,

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-import spec.discriminate as discriminate
-import spec.readings as readings
-from spec.catalog import CATALOG, Catalog
-from spec.proofs import discriminate as z3_discriminate
-from spec.rules import evaluate_send
+import vmbspec.spec.discriminate as discriminate
+import vmbspec.spec.readings as readings
+from vmbspec.spec.catalog import CATALOG, Catalog
+from vmbspec.spec.proofs import discriminate as z3_discriminate
+from vmbspec.spec.rules import evaluate_send
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS = ROOT / "conformance" / "probe" / "calls.json"
@@ -72,7 +72,7 @@ def test_the_probe_file_is_up_to_date(generated: dict[str, Any]) -> None:
 
 
 def test_the_probe_file_is_read_by_the_probe_loader() -> None:
-    from conformance.probe.load import load_probes
+    from vmbspec.conformance.probe.load import load_probes
 
     probes = load_probes(CALLS)
     assert len(probes.probes) == len(_saved()["probes"])
@@ -228,8 +228,8 @@ def _unsafe(probe: dict[str, Any], group: discriminate.Group, option: tuple[str,
 
 
 def test_each_probe_passes_under_the_simulators_option_and_fails_under_the_other() -> None:
-    from conformance.replay import replay_steps
-    from conformance.targets import resolve_target
+    from vmbspec.conformance.replay import replay_steps
+    from vmbspec.conformance.targets import resolve_target
 
     runs = 0
     for probe in _saved()["probes"]:
@@ -257,8 +257,8 @@ def test_sequence_probes_show_a_target_taking_the_wider_options_freedom() -> Non
     # a queued buffer late, cancels with another error status, completes a no-wait packet when
     # written) is consistent with that option only; one keeping the narrower is consistent with
     # both.
-    from conformance.replay import replay_steps
-    from conformance.targets import resolve_target
+    from vmbspec.conformance.replay import replay_steps
+    from vmbspec.conformance.targets import resolve_target
 
     sequences = {p["reading"]: p for p in _saved()["probes"] if p["source"] == "sequence"}
     assert set(sequences) == {"A4", "A8", "A11", "A12"}
@@ -286,7 +286,7 @@ def test_sequence_probes_show_a_target_taking_the_wider_options_freedom() -> Non
 def test_requirements_say_which_options_cannot_be_told_apart(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from conformance.cli import main
+    from vmbspec.conformance.cli import main
 
     assert main(["requirements", "--kind", "reading"]) == 0
     out = capsys.readouterr().out

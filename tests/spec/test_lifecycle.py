@@ -13,9 +13,9 @@ import pytest
 from statemachine import StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
-from spec.catalog import CATALOG
-from spec.errors import SpecViolation
-from spec.lifecycle import (
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.errors import SpecViolation
+from vmbspec.spec.lifecycle import (
     CHANNEL_TRANSITIONS,
     PACKET_TRANSITIONS,
     ChannelEvent,

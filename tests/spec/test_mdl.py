@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spec.errors import InvalidValue
-from spec.mdl import (
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.mdl import (
     ADDRESS_AND_SIZE_TO_SPAN_PAGES,
     BYTE_OFFSET,
     ROUND_TO_PAGES,

@@ -10,19 +10,19 @@ from typing import Any
 import pytest
 import z3
 
-from conformance import cli_prove
-from spec.arith import PY, ForcedBound, Segment, fits_ring, plan_external
-from spec.constants import RING_TRAILER_SIZE
-from spec.proofs import examples
-from spec.proofs.boundaries import (
+from vmbspec.conformance import cli_prove
+from vmbspec.spec.arith import PY, ForcedBound, Segment, fits_ring, plan_external
+from vmbspec.spec.constants import RING_TRAILER_SIZE
+from vmbspec.spec.proofs import examples
+from vmbspec.spec.proofs.boundaries import (
     BOUNDS,
     NOT_REPRESENTABLE,
     POSITIONS,
     check_case,
     find_case,
 )
-from spec.proofs.check import prove_check
-from spec.proofs.properties import (
+from vmbspec.spec.proofs.check import prove_check
+from vmbspec.spec.proofs.properties import (
     PROPERTIES,
     PY_INTS,
     Property,
@@ -34,7 +34,7 @@ from spec.proofs.properties import (
     run_property,
     with_unreachable_premise,
 )
-from spec.proofs.z3arith import Z3Arith, Z3IntArith
+from vmbspec.spec.proofs.z3arith import Z3Arith, Z3IntArith
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDARIES = ROOT / "conformance" / "cases" / "boundaries.json"
@@ -105,7 +105,7 @@ def test_p5_over_64_bit_words_agrees_with_the_integer_engine() -> None:
     """The bridge: the bit-vector obligations (BVAddNoOverflow ...) hold for one MDL."""
     from dataclasses import replace
 
-    from spec.proofs.properties import Shape
+    from vmbspec.spec.proofs.properties import Shape
 
     prop = replace(property_named("P5"), engine="bv64", shapes=(Shape(True, 1), Shape(False, 1)))
     assert run_property(prop, timeout_s=60).status == "proved"
@@ -153,16 +153,16 @@ def test_plain_rule_agrees_with_the_spec_on_samples() -> None:
 
 def test_fits_ring_matches_spec_rules() -> None:
     """fits_ring restates READ-A13 as spec.rules applies it; the two must agree."""
-    rules = pytest.importorskip("spec.rules")
-    from spec.call import SendCall
-    from spec.mdl import MdlChain, MdlSegment
+    rules = pytest.importorskip("vmbspec.spec.rules")
+    from vmbspec.spec.call import SendCall
+    from vmbspec.spec.mdl import MdlChain, MdlSegment
 
     for ring, buffer_length in [(0x1000, 4033), (0x1000, 4041), (0x1000, 4049), (0x2000, 8)]:
         chain = MdlChain.of([MdlSegment.with_pages(0, 1)])
         call = SendCall(bytes(buffer_length), buffer_length, chain, 0, 1, 1)
         verdict = rules.evaluate_send(call, rules.SendContext.fresh(ring))
         plan = plan_external(PY, [Segment(0, 1)], 0, 1, False)
-        from spec.arith import packet_size
+        from vmbspec.spec.arith import packet_size
 
         size = packet_size(PY, plan.ranges, buffer_length)
         assert (verdict.accepted is not None) == fits_ring(PY, size.data_offset, size.total, ring)
@@ -203,7 +203,7 @@ def test_the_force_bound_outside_case_catches_reading_a3b() -> None:
     bo, bc, _ = case["mdl"][0]
     unsafe = plan_external(
         PY, [Segment(bo, bc)], case["mdl_offset"], case["mdl_length"], True,
-        readings=__import__("spec.arith", fromlist=["ArithReadings"]).ArithReadings(
+        readings=__import__("vmbspec.spec.arith", fromlist=["ArithReadings"]).ArithReadings(
             forced_bound=ForcedBound.ROUNDED_BYTECOUNT
         ),
     )
@@ -278,8 +278,9 @@ def test_cli_json_lists_each_property(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize(
     "check",
-    ["no.such.module:f", "spec.proofs.examples:missing", "spec.proofs.examples:UINT32_MASK",
-     "not-a-spec", "tests.spec.test_proofs:raising_check"],
+    ["no.such.module:f", "vmbspec.spec.proofs.examples:missing",
+     "vmbspec.spec.proofs.examples:UINT32_MASK", "not-a-spec",
+     "tests.spec.test_proofs:raising_check"],
 )
 def test_cli_bad_check_is_one_line_and_exit_2(
     check: str, capsys: pytest.CaptureFixture[str]
@@ -295,8 +296,8 @@ def raising_check(a: Any, *args: Any) -> Any:
 
 
 def test_cli_check_exit_status_follows_the_verdict(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_prove.run(_args(check="spec.proofs.examples:overflow_safe_check")) == 0
-    assert cli_prove.run(_args(check="spec.proofs.examples:naive_32bit_check")) == 1
+    assert cli_prove.run(_args(check="vmbspec.spec.proofs.examples:overflow_safe_check")) == 0
+    assert cli_prove.run(_args(check="vmbspec.spec.proofs.examples:naive_32bit_check")) == 1
     assert "unsafe" in capsys.readouterr().out
 
 
@@ -305,7 +306,7 @@ def test_cli_fails_when_an_expected_result_is_missing(
 ) -> None:
     from dataclasses import replace
 
-    import spec.proofs.properties as properties
+    import vmbspec.spec.proofs.properties as properties
 
     wrong: tuple[Property, ...] = (replace(property_named("P7-b"), expected="proved"),)
     monkeypatch.setattr(properties, "PROPERTIES", wrong)

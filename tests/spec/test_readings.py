@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from spec.arith import ArithReadings, ForcedBound, ZeroLength
-from spec.catalog import CATALOG
-from spec.errors import InvalidValue
-from spec.readings import PROFILES, READING_IDS, Profile, parse_profile
+from vmbspec.spec.arith import ArithReadings, ForcedBound, ZeroLength
+from vmbspec.spec.catalog import CATALOG
+from vmbspec.spec.errors import InvalidValue
+from vmbspec.spec.readings import PROFILES, READING_IDS, Profile, parse_profile
 
 
 def catalog_defaults() -> dict[str, str]:

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.call import SendCall
-from spec.constants import NT_ERROR, NtStatus, PacketType, SendFlags
-from spec.lifecycle import ChannelState, PacketState
-from spec.mdl import MdlChain, MdlSegment
-from spec.readings import PROFILES, Profile, parse_profile
-from spec.rules import (
+from vmbspec.spec.call import SendCall
+from vmbspec.spec.constants import NT_ERROR, NtStatus, PacketType, SendFlags
+from vmbspec.spec.lifecycle import ChannelState, PacketState
+from vmbspec.spec.mdl import MdlChain, MdlSegment
+from vmbspec.spec.readings import PROFILES, Profile, parse_profile
+from vmbspec.spec.rules import (
     Accepted,
     Disposition,
     ExpectedRange,
@@ -789,7 +789,7 @@ def test_every_named_profile_evaluates_without_raising(
 def test_a_rejection_cites_only_known_requirements_and_allows_an_error_status(
     call: SendCall, ctx: SendContext
 ) -> None:
-    from spec.catalog import CATALOG
+    from vmbspec.spec.catalog import CATALOG
 
     verdict = evaluate_send(call, ctx, Profile.default())
     for outcome in verdict.alternatives:

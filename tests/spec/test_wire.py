@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec import arith
-from spec.constants import MAX_PACKET_BYTES, PAGE_SIZE, PacketType
-from spec.errors import InvalidValue, WireFormatError
-from spec.wire import (
+from vmbspec.spec import arith
+from vmbspec.spec.constants import MAX_PACKET_BYTES, PAGE_SIZE, PacketType
+from vmbspec.spec.errors import InvalidValue, WireFormatError
+from vmbspec.spec.wire import (
     DecodedPacket,
     GpaRange,
     Packet,
