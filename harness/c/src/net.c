@@ -28,6 +28,7 @@ typedef SOCKET os_socket;
 #define OS_INVALID INVALID_SOCKET
 #define os_close closesocket
 typedef int os_length;
+typedef int os_io_size; /* recv and send take an int count on Windows */
 #define SHUT_WR SD_SEND
 
 int net_init(void)
@@ -65,6 +66,7 @@ typedef int os_socket;
 #define OS_INVALID (-1)
 #define os_close close
 typedef socklen_t os_length;
+typedef size_t os_io_size; /* recv and send take a size_t count on POSIX */
 
 int net_init(void)
 {
@@ -166,7 +168,7 @@ int net_wait_readable(net_socket sock, long ms)
 
 long net_recv(net_socket sock, void *buffer, size_t size)
 {
-    int chunk = size > 0x10000000u ? 0x10000000 : (int)size;
+    os_io_size chunk = (os_io_size)(size > 0x10000000u ? 0x10000000u : size);
     long got;
     for (;;) {
         got = (long)recv((os_socket)sock, (char *)buffer, chunk, 0);
@@ -182,7 +184,7 @@ int net_send_all(net_socket sock, const void *buffer, size_t size)
 {
     const char *at = (const char *)buffer;
     while (size > 0) {
-        int chunk = size > 0x10000000u ? 0x10000000 : (int)size;
+        os_io_size chunk = (os_io_size)(size > 0x10000000u ? 0x10000000u : size);
         long sent = (long)send((os_socket)sock, at, chunk, 0);
 #ifndef _WIN32
         if (sent < 0 && errno == EINTR)

@@ -41,6 +41,14 @@
 /* Bytes kept of an error message. */
 #define MAX_TEXT 300
 
+/* A deliberate fall-through between switch labels: C99 has no [[fallthrough]], and clang
+ * (unlike gcc) does not read a comment as one. */
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 7)
+#define FALLTHROUGH __attribute__((fallthrough))
+#else
+#define FALLTHROUGH ((void)0)
+#endif
+
 /* ---- handles: a map from u64 to a small state (open addressing; 0 is never a handle: NULL) */
 
 typedef struct handle_map {
@@ -88,7 +96,6 @@ static int map_put(handle_map *map, uint64_t key, int state)
         if (map->count >= MAX_HANDLES)
             return -1;
         grown.cap = map->cap ? 2 * map->cap : 64;
-        grown.count = map->count;
         grown.keys = (uint64_t *)calloc(grown.cap, sizeof *grown.keys);
         grown.states = (unsigned char *)calloc(grown.cap, 1);
         if (grown.keys == NULL || grown.states == NULL) {
@@ -104,7 +111,9 @@ static int map_put(handle_map *map, uint64_t key, int state)
             }
         free(map->keys);
         free(map->states);
-        *map = grown;
+        map->keys = grown.keys;
+        map->states = grown.states;
+        map->cap = grown.cap;
     }
     i = find_slot(map, key);
     if (map->keys[i] == 0) {
@@ -886,7 +895,7 @@ static int write_result(session *s, call *c, jbuf *result, rpc_error *e)
             if (awaiting_add(&s->awaiting, c->channel, id) != 0)
                 return too_many(e);
         }
-        /* fall through */
+        FALLTHROUGH;
     case M_RING_BYTES:
         if (c->bytes == NULL) {
             jbuf_adds(result, "null");
