@@ -249,6 +249,32 @@ def buffer_from_json(value: Any, length: Any) -> bytes | None:
 _PATTERN = bytes(range(256))
 
 
+def send_call(step: Step) -> SendCall:
+    """The call a ``send`` step makes; a step that cannot be one is a :class:`StepError`."""
+    try:
+        return SendCall(
+            buffer=buffer_from_json(step.get("buffer"), step.get("buffer_length", 0)),
+            buffer_length=int(step.get("buffer_length", 0)),
+            mdl=chain_from_json(step.get("mdl")),
+            mdl_offset=int(step.get("mdl_offset", 0)),
+            mdl_length=int(step.get("mdl_length", 0)),
+            flags=int(step.get("flags", 0)),
+        )
+    except (TypeError, ValueError, InvalidValue) as error:
+        raise StepError(f"bad send step: {error}") from error
+
+
+def ring_bytes(step: Step, profile: Profile) -> int | None:
+    """The ring bytes the packet of a ``send`` step takes when the spec accepts it on an open
+    channel with room (the packet's total and its 8-byte trailer, RING-LAYOUT), or None."""
+    try:
+        call = send_call(step)
+    except StepError:
+        return None
+    accepted = evaluate_send(call, SendContext.fresh(), profile).accepted
+    return None if accepted is None else accepted.total + RING_TRAILER_SIZE
+
+
 def chain_to_json(chain: MdlChain | None) -> Any:
     if chain is None:
         return None
@@ -521,18 +547,7 @@ class Driver:
     def _send(self, step: Step) -> None:
         packet = self._packet(step.get("packet"))
         channel = self.channels[packet.channel]
-        try:
-            buffer_bytes = buffer_from_json(step.get("buffer"), step.get("buffer_length", 0))
-            call = SendCall(
-                buffer=buffer_bytes,
-                buffer_length=int(step.get("buffer_length", 0)),
-                mdl=chain_from_json(step.get("mdl")),
-                mdl_offset=int(step.get("mdl_offset", 0)),
-                mdl_length=int(step.get("mdl_length", 0)),
-                flags=int(step.get("flags", 0)),
-            )
-        except (TypeError, ValueError, InvalidValue) as error:
-            raise StepError(f"bad send step: {error}") from error
+        call = send_call(step)
         context = SendContext(
             packet=packet.state,
             channel=channel.state,
@@ -560,7 +575,7 @@ class Driver:
                 f"{', '.join(rejected.violated)} ({'; '.join(rejected.reasons)}); only a target "
                 "that declares robust-contract-violations is given such a call"
             )
-        buffer = None if buffer_bytes is None else bytearray(buffer_bytes)
+        buffer = None if call.buffer is None else bytearray(call.buffer)
         ring_before = len(channel.ring)
         status = self.target.send_with_external_mdl(
             packet.handle,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: The most re-runs one minimisation may make, and the most seconds it may take.
-MAX_RUNS = 400
+MAX_RUNS = 2000
 MAX_SECONDS = 60.0
 
 Signature = tuple[str, tuple[str, ...]]
@@ -42,6 +42,9 @@ class Invalid:
 RunFn = Callable[[list[Any]], "Signature | Invalid | None"]
 #: How many refused steps one candidate may drop (see :func:`minimise`).
 MAX_REPAIRS = 8
+#: The ring bytes a ``send`` step's packet takes (its total and trailer), or None when it is
+#: not a send the spec accepts (see :func:`merged`).
+SizeFn = Callable[[Any], "int | None"]
 
 
 def same(outcome: Signature | Invalid | None, signature: Signature) -> bool:
@@ -80,6 +83,68 @@ def without(steps: list[Any], index: int) -> list[Any]:
     return kept
 
 
+def _is_send(step: Any) -> bool:
+    return isinstance(step, dict) and step.get("op") == "send"
+
+
+def merged(steps: list[Any], index: int, size: SizeFn) -> list[Any] | None:
+    """``steps`` with send ``index`` gone and its ring bytes added to the in-line buffer of the
+    nearest send before it, or None when there is none that can take them.
+
+    Deleting a send changes how full the ring is, so a failure that needs a ring filled to
+    one byte (a ring exactly full, a send that just cannot fit) survives no deletion: every
+    filling send stays. Moving a packet's bytes onto another keeps the ring as full with one
+    send fewer. Packet totals and trailers are multiples of 8 and the in-line buffer is
+    padded to 8, so the other packet grows by exactly the bytes that went."""
+    if not _is_send(steps[index]):
+        return None
+    moved = size(steps[index])
+    if moved is None:
+        return None
+    for into in range(index - 1, -1, -1):
+        other = steps[into]
+        if not _is_send(other) or size(other) is None:
+            continue
+        buffer = other.get("buffer")
+        if buffer is not None and not (isinstance(buffer, dict) and "fill" in buffer):
+            return None  # explicit bytes: growing them would mean inventing some
+        grown = {**other, "buffer": buffer or {"fill": 0},
+                 "buffer_length": int(other.get("buffer_length", 0)) + moved}
+        return [*steps[:into], grown, *steps[into + 1 : index], *steps[index + 1 :]]
+    return None
+
+
+def untaken(steps: list[Any], index: int, size: SizeFn) -> list[Any] | None:
+    """``steps`` less host_take ``index`` and the send whose packet it took, or None.
+
+    A send and the take that empties it leave the ring as full as before, so the pair can go
+    where neither can alone. The host takes packets in ring order, so the take is matched
+    with the send it took by counting: the k-th take of a channel takes the k-th send on it
+    that the spec accepts (sends of the same packet count each time)."""
+    step = steps[index]
+    if not (isinstance(step, dict) and step.get("op") == "host_take"):
+        return None
+    channel = step.get("channel")
+    channel_of: list[Any] = []  # a packet's channel, by packet number (allocation order)
+    sends: list[int] = []
+    takes = 0
+    for position, other in enumerate(steps[:index]):
+        op = other.get("op") if isinstance(other, dict) else None
+        if op == "allocate":
+            channel_of.append(other.get("channel"))
+        elif op == "host_take" and other.get("channel") == channel:
+            takes += 1
+        elif op == "send":
+            packet = other.get("packet")
+            if (isinstance(packet, int) and 0 <= packet < len(channel_of)
+                    and channel_of[packet] == channel and size(other) is not None):
+                sends.append(position)
+    if takes >= len(sends):
+        return None
+    taken = sends[takes]
+    return [other for position, other in enumerate(steps) if position not in (taken, index)]
+
+
 def simpler(step: Any) -> Iterator[Any]:
     """Plainer versions of one step, plainest first: no completion bytes, a success status,
     an in-line buffer of fewer bytes, the plainest fill pattern."""
@@ -107,6 +172,7 @@ def minimise(
     run: RunFn,
     max_runs: int = MAX_RUNS,
     max_seconds: float = MAX_SECONDS,
+    size: SizeFn | None = None,
 ) -> tuple[list[Any], int]:
     """The shortest list this pass finds that still fails with ``signature``, and the number
     of re-runs it made. First whole runs of steps go (halves, quarters, ...: delta
@@ -114,7 +180,9 @@ def minimise(
     plainer where it can be (:func:`simpler`). A candidate the driver refuses at some step
     (the step depended on one removed: a completion of a send that is gone) has that step
     dropped too, up to :data:`MAX_REPAIRS` times. The last step (the one that failed) is
-    tried too: a failure can be caused by an earlier step and seen at a later one."""
+    tried too: a failure can be caused by an earlier step and seen at a later one. Given
+    ``size``, sends are also merged (:func:`merged`) and a take goes with the send it took
+    (:func:`untaken`); the three passes repeat until none shortens the list."""
     started = time.monotonic()
     runs = 0
     current = list(steps)
@@ -148,19 +216,35 @@ def minimise(
                 current = kept
             start = min(start, len(current)) - chunk
         chunk //= 2
-    changed = True
-    while changed:
+    def one_pass(change: Callable[[list[Any], int], list[Any] | None]) -> bool | None:
+        """Each step in turn, last first, changed by ``change`` where the failure stays;
+        whether any change was kept, or None when the budget ran out."""
+        nonlocal current
         changed = False
         index = len(current) - 1
         while index >= 0:
             if out_of_budget():
-                return current, runs
-            if index < len(current):
-                kept = same_failure(without(current, index))
-                if kept is not None:
-                    current = kept
-                    changed = True
+                return None
+            candidate = change(current, index) if index < len(current) else None
+            kept = None if candidate is None else same_failure(candidate)
+            if kept is not None:
+                current = kept
+                changed = True
             index -= 1
+        return changed
+
+    changes: list[Callable[[list[Any], int], list[Any] | None]] = [without]
+    if size is not None:
+        changes += [lambda steps, index: merged(steps, index, size),
+                    lambda steps, index: untaken(steps, index, size)]
+    changed = True
+    while changed:  # every kept change shortens the list, so this ends
+        changed = False
+        for change in changes:
+            shortened = one_pass(change)
+            if shortened is None:
+                return current, runs
+            changed = changed or shortened
     for index in range(len(current)):
         simplified = True
         while simplified:  # each success is strictly plainer, so this ends

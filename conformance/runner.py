@@ -40,7 +40,14 @@ from hypothesis.stateful import get_state_machine_test
 from vmbspec.conformance import interrupt
 from vmbspec.conformance.cases import Case, load_cases
 from vmbspec.conformance.determinism import fixed_generation
-from vmbspec.conformance.driver import ConformanceFailure, Driver, Evidence, Step, StepError
+from vmbspec.conformance.driver import (
+    ConformanceFailure,
+    Driver,
+    Evidence,
+    Step,
+    StepError,
+    ring_bytes,
+)
 from vmbspec.conformance.guard import (
     GuardedTarget,
     TargetInterfaceError,
@@ -616,7 +623,9 @@ def _minimise(
             close_quietly(target)
         return None
 
-    minimal, _runs = minimise(steps, (kind, requirements), run)
+    minimal, _runs = minimise(
+        steps, (kind, requirements), run, size=lambda step: ring_bytes(step, profile)
+    )
     if minimal != steps:
         outcome = run(minimal)
         if isinstance(outcome, tuple):

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmbspec.conformance.minimise import Invalid, minimise, same, simpler, without
+from vmbspec.conformance.minimise import (
+    Invalid,
+    merged,
+    minimise,
+    same,
+    simpler,
+    untaken,
+    without,
+)
 
 SIGNATURE = ("conformance", ("SEED-WAIT",))
 
@@ -121,3 +129,73 @@ def test_the_same_failure_without_a_busy_free_names_the_rest_alone() -> None:
     assert not same(("conformance", ("READ-A12",)), led)
     assert not same(("conformance", ("READ-A12", "SEED-WAIT")), SIGNATURE)
     assert not same(Invalid(0), SIGNATURE) and not same(None, SIGNATURE)
+
+
+# ---- merging sends and removing a take with the send it took --------------------------------
+
+
+def filled(packet: int, length: int) -> dict[str, Any]:
+    return {"op": "send", "packet": packet, "buffer": {"fill": 3}, "buffer_length": length}
+
+
+def take() -> dict[str, Any]:
+    return {"op": "host_take", "channel": 0}
+
+
+def ring_of(length: int) -> int:
+    """A stand-in for the spec's size: 32 bytes of header, the buffer padded to 8, a trailer."""
+    return 32 + -(-length // 8) * 8 + 8
+
+
+def size(step: Any) -> int | None:
+    return ring_of(step["buffer_length"]) if step.get("op") == "send" else None
+
+
+def test_a_merged_send_moves_its_ring_bytes_onto_the_nearest_send_before_it() -> None:
+    steps = [alloc(), filled(0, 10), alloc(), filled(1, 24), take()]
+    assert merged(steps, 3, size) == [alloc(), filled(0, 10 + ring_of(24)), alloc(), take()]
+    # Padding stays: 10 pads to 16, so the merged packet is the sum of the two.
+    assert ring_of(10 + ring_of(24)) == ring_of(10) + ring_of(24)
+    assert merged(steps, 1, size) is None  # no send before it
+    assert merged(steps, 4, size) is None  # not a send
+    explicit = [alloc(), {**filled(0, 2), "buffer": "abcd"}, filled(0, 8)]
+    assert merged(explicit, 2, size) is None  # bytes given one by one are not invented
+
+
+def test_a_take_goes_with_the_send_it_took_in_ring_order() -> None:
+    steps = [alloc(), alloc(), filled(0, 8), filled(1, 16), take(), take()]
+    assert untaken(steps, 4, size) == [alloc(), alloc(), filled(1, 16), take()]
+    assert untaken(steps, 5, size) == [alloc(), alloc(), filled(0, 8), take()]
+    assert untaken([alloc(), take(), filled(0, 8)], 1, size) is None  # nothing to take yet
+    on_other_channel = [alloc(), {"op": "allocate", "channel": 1}, filled(1, 8), take()]
+    assert untaken(on_other_channel, 3, size) is None
+
+
+def test_a_failure_that_needs_a_ring_filled_to_the_byte_shrinks_to_one_send() -> None:
+    # The "target" fails when the ring holds exactly 512 bytes: no single deletion keeps that.
+    def run(candidate: list[Any]) -> Any:
+        held: list[int] = []
+        allocated = 0
+        for step in candidate:
+            if step["op"] == "allocate":
+                allocated += 1
+            elif step["op"] == "host_take":
+                if held:
+                    held.pop(0)
+            elif step["packet"] >= allocated:
+                return Invalid(candidate.index(step))
+            else:
+                held.append(ring_of(step["buffer_length"]))
+                if sum(held) == 512:
+                    return SIGNATURE
+        return None
+
+    last = 512 - ring_of(100) - ring_of(60) - ring_of(0)  # with sends 1 and 2: 512 bytes
+    steps = [alloc(), filled(0, 0), take(), alloc(), filled(1, 100), alloc(),
+             filled(2, 60), alloc(), filled(3, last)]
+    assert run(steps) == SIGNATURE
+    # Deletions alone keep every send that fills the ring: three packets.
+    assert len(minimise(steps, SIGNATURE, run)[0]) == 6
+    result, _ = minimise(steps, SIGNATURE, run, size=size)
+    assert [step["op"] for step in result] == ["allocate", "send"]
+    assert ring_of(result[1]["buffer_length"]) == 512
