@@ -212,12 +212,30 @@ class ForcedBound(Enum):
     NOT_ENFORCED = "d"  # any length: reads past the PFN array
 
 
+class Origin(Enum):
+    """Reading A2: where MdlOffset ("The offset from the buffer described by the MDL where the
+    data starts") is counted from."""
+
+    MDL_VIRTUAL_ADDRESS = "a"  # byte 0 of ByteCount, MmGetMdlVirtualAddress
+    START_VA = "b"  # StartVa, the start of the first page: ByteOffset bytes earlier
+
+
+class ChainUse(Enum):
+    """Reading A5: what MdlOffset and MdlLength apply to on a chain, without FORCE_MDL_LENGTH."""
+
+    ONE_BUFFER = "a"  # the chain is one logical buffer; one GPA range per MDL touched
+    FIRST_THEN_WHOLE = "b"  # offset and length on the first MDL, the other MDLs sent whole
+    FIRST_ONLY = "c"  # the first MDL only
+
+
 @dataclass(frozen=True)
 class ArithReadings:
     """The readings the formulas below depend on; defaults are the reference's recommendations."""
 
     zero_length: ZeroLength = ZeroLength.REST_AFTER_OFFSET
     forced_bound: ForcedBound = ForcedBound.PAGE_ROUNDED_SPAN
+    origin: Origin = Origin.MDL_VIRTUAL_ADDRESS
+    chain_use: ChainUse = ChainUse.ONE_BUFFER
 
 
 DEFAULT_ARITH_READINGS = ArithReadings()
@@ -258,12 +276,16 @@ class Plan(Generic[W, B]):
 
     ``in_bounds`` is the acceptance predicate of the offset/length rules (SEND-OFFSET-BOUND,
     SEND-FORCED-BOUND, READ-A9); ``length`` is the resolved MdlLength (meaningful only where
-    ``in_bounds`` holds); ``bound`` is what MdlOffset + length may not exceed; ``whole`` is what
-    "the entire MDL" means for this call.
+    ``in_bounds`` holds); ``bound`` is what ``offset`` + length may not exceed; ``whole`` is what
+    "the entire MDL" means for this call. ``offset`` is MdlOffset counted from byte 0 of the
+    data the MDL describes, and ``origin_ok`` says MdlOffset does not point before that data
+    (both differ from MdlOffset itself only under reading A2 (b)).
     """
 
     forced: bool
     in_bounds: B
+    origin_ok: B
+    offset: W
     offset_in_range: B
     length: W
     bound: W
@@ -354,19 +376,35 @@ def plan_external(
     """Resolve MdlOffset/MdlLength over an MDL chain into a bound check and GPA ranges.
 
     Without FORCE_MDL_LENGTH the chain is one logical buffer of ``sum(ByteCount)`` bytes and the
-    packet carries one range per MDL it touches (reading A5 (a)). With it, "only the first MDL
-    in the MDL chain is used" and the bound is that of reading A3.
+    packet carries one range per MDL it touches (reading A5 (a)); under A5 (b) MdlOffset and
+    MdlLength apply to the first MDL and every other MDL is sent whole, one range each; under
+    A5 (c) only the first MDL is used. With FORCE_MDL_LENGTH, "only the first MDL in the MDL
+    chain is used" and the bound is that of reading A3. Under A2 (b) MdlOffset counts from
+    StartVa, so the first ByteOffset bytes of it point before the data; only the origin moves:
+    the bytes a sub-buffer may cover are still the ByteCount bytes each MDL describes.
     """
     if not segments:
         raise ValueError("plan_external needs at least one MDL")
     first = segments[0]
+    origin_ok: B = a.all_of()
+    if readings.origin is Origin.START_VA:
+        raw_offset = mdl_offset
+        origin_ok = a.ule(first.byte_offset, raw_offset)
+        mdl_offset = a.cases(
+            origin_ok, lambda: a.sub(raw_offset, first.byte_offset), lambda: a.lit(0)
+        )
+    rest: Sequence[Segment[W]] = ()
     if forced:
         whole = first.byte_count
         bound = forced_bound(a, first, readings.forced_bound)
         used: Sequence[Segment[W]] = segments[:1]
     else:
         used = segments
-        total = chain_byte_count(a, segments)
+        if readings.chain_use is not ChainUse.ONE_BUFFER:
+            used = segments[:1]
+        if readings.chain_use is ChainUse.FIRST_THEN_WHOLE:
+            rest = segments[1:]
+        total = chain_byte_count(a, used)
         whole = first.byte_count if readings.zero_length is ZeroLength.FIRST_MDL_ONLY else total
         bound = total
     length = _resolve_length(a, mdl_offset, mdl_length, whole, readings.zero_length)
@@ -375,7 +413,7 @@ def plan_external(
         length = a.cases(a.ult(room, length), lambda: room, lambda: length)
     end = a.add(mdl_offset, length)
     offset_in_range = a.ult(mdl_offset, bound)
-    in_bounds = a.all_of(a.ult(a.lit(0), length), a.ule(end, bound))
+    in_bounds = a.all_of(origin_ok, a.ult(a.lit(0), length), a.ule(end, bound))
     ranges: list[RangeTerm[W, B]] = []
     if forced:
         position = a.add(first.byte_offset, mdl_offset)
@@ -395,9 +433,16 @@ def plan_external(
         for index, segment in enumerate(used):
             ranges.append(_range_in_segment(a, index, segment, start, mdl_offset, end))
             start = a.add(start, segment.byte_count)
+        # READ-A5 (b): each other MDL whole, a range wherever it describes any byte.
+        for index, segment in enumerate(rest, start=len(used)):
+            ranges.append(
+                _range_in_segment(a, index, segment, a.lit(0), a.lit(0), segment.byte_count)
+            )
     return Plan(
         forced=forced,
         in_bounds=in_bounds,
+        origin_ok=origin_ok,
+        offset=mdl_offset,
         offset_in_range=offset_in_range,
         length=length,
         bound=bound,

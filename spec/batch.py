@@ -22,8 +22,8 @@ with the same rules, in the same order, as ``spec.rules`` (the tests check it ag
 ``evaluate_send`` on random samples). It returns what a result is compared against: which
 statuses are allowed and, for an accepted call, a summary of the packet (type, flags,
 data_offset, total size, and per GPA range its byte count, byte offset and PFN indices).
-Profiles it cannot evaluate in batch (READ-A5 (b)/(c) on chains, READ-A8 exact) are
-refused by :func:`batch_supported`; the caller then uses ``evaluate_send`` per call.
+Profiles it cannot evaluate in batch (READ-A8 exact) are refused by :func:`batch_supported`;
+the caller then uses ``evaluate_send`` per call.
 """
 
 from __future__ import annotations
@@ -199,10 +199,6 @@ def batch_supported(profile: Profile, chain_length: int) -> str | None:
     why not (the caller uses ``spec.rules.evaluate_send`` per call)."""
     if profile["A8"] != "any-error":
         return "READ-A8 exact names a status per rule; the batch knows only accept/reject"
-    if profile["A2"] != "a":
-        return "READ-A2 (b) moves MdlOffset's origin; it is evaluated per call"
-    if chain_length > 1 and profile["A5"] != "a":
-        return f"READ-A5 ({profile['A5']}) on chains is evaluated per call"
     return None
 
 
@@ -252,13 +248,16 @@ def _external(batch: CallBatch, forced: Bools, profile: Profile) -> _External:
     in_bounds = pick(with_force.in_bounds, without.in_bounds)
     length = pick(with_force.length, without.length)
     whole = pick(with_force.whole, without.whole)
+    # MdlOffset counted from the data (READ-A2), and whether it points before the data.
+    offset = pick(with_force.offset, without.offset)
+    origin_ok = pick(with_force.origin_ok, without.origin_ok)
     # Out of bounds: a violation, except READ-A9 (no-range) for a resolved length of 0 that
     # no other rule refuses.
-    zero_needs_offset_zero = np.logical_and(batch.mdl_length == 0, batch.mdl_offset != 0) \
+    zero_needs_offset_zero = np.logical_and(batch.mdl_length == 0, offset != 0) \
         if profile["A1"] == "c" else np.zeros(n, dtype=np.bool_)
     excused = np.zeros(n, dtype=np.bool_)
     if profile["A9"] == "no-range":
-        excused = (length == 0) & ~zero_needs_offset_zero & ~(batch.mdl_offset > whole)
+        excused = origin_ok & (length == 0) & ~zero_needs_offset_zero & ~(offset > whole)
     violation = ~in_bounds & ~excused
     no_range = ~in_bounds & excused
     ranges: list[BatchRange] = []

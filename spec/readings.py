@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from vmbspec.spec.arith import ArithReadings, ForcedBound, ZeroLength
+from vmbspec.spec.arith import ArithReadings, ChainUse, ForcedBound, Origin, ZeroLength
 from vmbspec.spec.catalog import CATALOG
 from vmbspec.spec.errors import InvalidType, InvalidValue
 
@@ -102,6 +102,8 @@ class Profile:
         return ArithReadings(
             zero_length=ZeroLength(self.choices["A1"]),
             forced_bound=ForcedBound(self.choices["A3"]),
+            origin=Origin(self.choices["A2"]),
+            chain_use=ChainUse(self.choices["A5"]),
         )
 
     def as_json(self) -> dict[str, object]:

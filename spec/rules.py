@@ -293,44 +293,24 @@ def _segments(chain: MdlChain) -> list[arith.Segment[int]]:
     return [s.as_term for s in chain.segments]
 
 
-def _origin(call: SendCall, chain: MdlChain, profile: Profile) -> int | None:
-    """MdlOffset counted from byte 0 of the data the MDL describes (READ-A2), or None when it
-    points before that data.
-
-    READ-A2: "The offset from the buffer described by the MDL where the data starts." (a)
-    counts from MmGetMdlVirtualAddress, byte 0 of ByteCount; (b) from StartVa, the start of
-    the first MDL's first page, ByteOffset bytes earlier. Only the origin moves: the bytes a
-    sub-buffer may cover are still the ByteCount bytes each MDL describes, never the
-    ByteOffset bytes before them."""
-    if profile["A2"] != "b":
-        return call.mdl_offset
-    origin = chain.first.byte_offset
-    if call.mdl_offset < origin:
-        return None
-    return call.mdl_offset - origin  # cannot wrap: checked just above
-
-
-def _ranges_of(plan: arith.Plan[int, bool], chain: MdlChain, base: int) -> list[ExpectedRange]:
+def _ranges_of(plan: arith.Plan[int, bool], chain: MdlChain) -> list[ExpectedRange]:
     ranges = []
     for term in plan.ranges:
         if not term.present:
             continue
-        pfn_array = chain.segments[base + term.mdl_index].pfns
+        pfn_array = chain.segments[term.mdl_index].pfns
         pfns = tuple(
             pfn_array[i] if i < len(pfn_array) else None
             for i in range(term.first_pfn, term.first_pfn + term.pfn_count)
         )
         ranges.append(
-            ExpectedRange(base + term.mdl_index, term.byte_offset, term.byte_count, pfns)
+            ExpectedRange(term.mdl_index, term.byte_offset, term.byte_count, pfns)
         )
     return ranges
 
 
 def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -> _External:
     result = _External()
-    segments = _segments(chain)
-    used: list[arith.Segment[int]]
-    rest: list[arith.Segment[int]]
     result.exercised += [
         "SEED-MDL",
         "SEED-MDLOFFSET",
@@ -345,31 +325,27 @@ def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -
     if forced:
         # SEED-FORCE-FIRST: "If this flag is set, only the first MDL in the MDL chain is used."
         result.exercised += ["SEED-FORCE-LENGTH", "SEED-FORCE-BOUND", "SEED-FORCE-FIRST", "READ-A3"]
-        used, rest = segments, []
-    elif len(segments) > 1:
-        result.exercised.append("READ-A5")
+    elif len(chain.segments) > 1:
         # READ-A5: (a) the chain is one logical buffer; (b) offset and length on the first MDL,
-        # the rest sent whole; (c) the first MDL only.
-        if profile["A5"] == "a":
-            used, rest = segments, []
-        elif profile["A5"] == "b":
-            used, rest = segments[:1], segments[1:]
-        else:
-            used, rest = segments[:1], []
-    else:
-        used, rest = segments, []
-
-    offset = _origin(call, chain, profile)
-    if offset is None:
+        # the rest sent whole; (c) the first MDL only (spec.arith.plan_external).
+        result.exercised.append("READ-A5")
+    # READ-A2: "The offset from the buffer described by the MDL where the data starts." (a)
+    # counts from MmGetMdlVirtualAddress, byte 0 of ByteCount; (b) from StartVa, the start of
+    # the first MDL's first page, ByteOffset bytes earlier (spec.arith.plan_external).
+    plan = arith.plan_external(
+        arith.PY, _segments(chain), call.mdl_offset, call.mdl_length, forced, profile.arith
+    )
+    if not plan.origin_ok:
         result.violations.append((
             _ids("SEED-MDLOFFSET", "READ-A2"),
             f"MdlOffset {call.mdl_offset:#x}, counted from StartVa (A2 (b)), points before the "
             f"data the MDL describes, which starts at ByteOffset {chain.first.byte_offset:#x}",
         ))
         return result
-    plan = arith.plan_external(
-        arith.PY, used, offset, call.mdl_length, forced, profile.arith
-    )
+    # Under A2 (b), what the bounds below compare is MdlOffset counted from the data.
+    offset = f"MdlOffset {call.mdl_offset:#x}"
+    if plan.offset != call.mdl_offset:
+        offset += f" ({plan.offset:#x} into the data, A2 (b))"
     # SEED-MDLOFFSET, SEED-MDLLENGTH: the sub-buffer [MdlOffset, MdlOffset + length) lies in
     # the buffer the MDL describes. SEED-FORCE-BOUND: under FORCE_MDL_LENGTH the length may
     # exceed ByteCount "only ... by rounding up to a page boundary" (READ-A3).
@@ -379,32 +355,28 @@ def _external(call: SendCall, chain: MdlChain, forced: bool, profile: Profile) -
             bound_ids += ("SEED-FORCE-BOUND", "READ-A3")
         if plan.length != 0:
             reason = (
-                f"MdlOffset {call.mdl_offset:#x} + length {plan.length:#x} = "
-                f"{call.mdl_offset + plan.length:#x} exceeds the bound {plan.bound:#x}"
+                f"{offset} + length {plan.length:#x} = "
+                f"{plan.offset + plan.length:#x} exceeds the bound {plan.bound:#x}"
             )
             result.violations.append((_ids(*bound_ids), reason))
-        elif call.mdl_length == 0 and profile["A1"] == "c" and call.mdl_offset != 0:
+        elif call.mdl_length == 0 and profile["A1"] == "c" and plan.offset != 0:
             reason = "MdlLength 0 asks for the entire MDL, which needs MdlOffset 0 (A1 (c))"
             result.violations.append((_ids("SEED-MDLLENGTH-ZERO", "READ-A1"), reason))
-        elif call.mdl_offset > plan.whole:
-            reason = f"MdlOffset {call.mdl_offset:#x} is past the {plan.whole:#x} bytes described"
+        elif plan.offset > plan.whole:
+            reason = f"{offset} is past the {plan.whole:#x} bytes described"
             result.violations.append((_ids(*bound_ids), reason))
         elif profile["A9"] == "no-range":
             return result  # READ-A9 (no-range): a packet without external data
         else:
             # READ-A9: a resolved length of 0 would be a 0-byte range (WIRE-RANGE-NONEMPTY).
             reason = (
-                f"the external data resolves to 0 bytes (MdlOffset {call.mdl_offset:#x}, "
+                f"the external data resolves to 0 bytes ({offset}, "
                 f"MdlLength {call.mdl_length:#x}, {plan.whole:#x} bytes described)"
             )
             result.violations.append((_ids("READ-A9", "WIRE-RANGE-NONEMPTY"), reason))
         return result
 
-    result.ranges = _ranges_of(plan, chain, 0)
-    for index, segment in enumerate(rest, start=1):
-        whole = arith.plan_external(arith.PY, [segment], 0, 0, False, profile.arith)
-        if whole.in_bounds:
-            result.ranges += _ranges_of(whole, chain, index)
+    result.ranges = _ranges_of(plan, chain)
     if any(None in r.pfns for r in result.ranges):
         # Only the unsafe readings A3 (b) and (d) get here: the packet names pages past the
         # MDL's PFN array (MDL-PFNS); the Z3 model's P7 shows it.

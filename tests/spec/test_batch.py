@@ -118,10 +118,13 @@ def test_batch_equals_evaluate_send(chain_length: int, profile_name: str) -> Non
 
 
 @pytest.mark.parametrize("override", ["A1=b", "A1=c", "A1=d", "A3=d", "A4=c", "A6=b",
-                                      "A9=no-range", "A7=ignore"])
+                                      "A9=no-range", "A7=ignore", "A2=b", "A5=b", "A5=c",
+                                      "A2=b+A9=no-range", "A2=b+A1=c", "A5=b+A1=d"])
 def test_batch_equals_evaluate_send_other_readings(override: str) -> None:
-    reading, option = override.split("=")
-    profile = Profile.default().with_choice(reading, option)
+    profile = Profile.default()
+    for choice in override.split("+"):
+        reading, option = choice.split("=")
+        profile = profile.with_choice(reading, option)
     for chain_length in (0, 1, 2):
         rng = random.Random(f"{override}:{chain_length}")
         drawn = [_random_call(rng, chain_length) for _ in range(200)]
@@ -134,9 +137,9 @@ def test_unsupported_profiles_are_refused() -> None:
     shapes = [(((0, 1),), 0, 0, 1, True, 0)]
     with pytest.raises(InvalidValue, match="READ-A8"):
         evaluate_batch(batch_from_calls(shapes), RING, exact)
-    assert batch_supported(Profile.default().with_choice("A2", "b"), 1) is not None
-    assert batch_supported(PROFILES["chain-first-mdl"], 1) is None
-    assert batch_supported(PROFILES["chain-first-mdl"], 2) is not None
+    # READ-A2 and READ-A5 are spec.arith's (ArithReadings.origin, .chain_use): evaluated here.
+    assert batch_supported(Profile.default().with_choice("A2", "b"), 1) is None
+    assert batch_supported(PROFILES["chain-first-mdl"], 2) is None
 
 
 def test_a_wrap_is_raised_only_in_live_lanes() -> None:
