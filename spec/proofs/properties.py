@@ -45,7 +45,9 @@ from vmbspec.spec.arith import (
     Arith,
     ArithReadings,
     B,
+    ChainUse,
     ForcedBound,
+    Origin,
     Plan,
     Segment,
     W,
@@ -270,8 +272,9 @@ def shapes_for(forced: Sequence[bool], chains: Sequence[int]) -> tuple[Shape, ..
 
 
 def _end(a: Arith[W, B], inp: Inputs[W], plan: Plan[W, B]) -> W:
-    """MdlOffset + the resolved length: one past the last byte of the sub-buffer."""
-    return a.add(inp.mdl_offset, plan.length)
+    """MdlOffset + the resolved length: one past the last byte of the sub-buffer, counted from
+    byte 0 of the data the MDL describes (``plan.offset``: MdlOffset itself unless A2 (b))."""
+    return a.add(plan.offset, plan.length)
 
 
 def _sum(a: Arith[W, B], values: Sequence[W]) -> W:
@@ -395,6 +398,9 @@ def body_no_wrap(
     if forced:
         variants += [ArithReadings(forced_bound=f) for f in ForcedBound]
     variants += [ArithReadings(zero_length=z) for z in ZeroLength]
+    variants += [ArithReadings(origin=o) for o in Origin]
+    if not forced:
+        variants += [ArithReadings(chain_use=c) for c in ChainUse]
     for variant in dict.fromkeys(variants):
         plan = plan_external(a, segments, inp.mdl_offset, inp.mdl_length, forced, variant)
         packet_size(a, plan.ranges, inp.buffer_length)
@@ -692,6 +698,36 @@ PROPERTIES: tuple[Property, ...] = (
         readings=ArithReadings(forced_bound=ForcedBound.SILENT_CLAMP),
     ),
     Property(
+        "P10-A2b", "A2 (b) MdlOffset from StartVa, no FORCE, accepted: each range inside its MDL",
+        ("READ-A2", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "MDL-PFNS"),
+        "The offset from the buffer described by the MDL where the data starts.",
+        "proved", body_chain_inside, UNFORCED_CHAINS,
+        readings=ArithReadings(origin=Origin.START_VA),
+    ),
+    Property(
+        "P10-A2b-force", "A2 (b) MdlOffset from StartVa, FORCE accepted: every PFN index inside "
+        "the first MDL's PFN array",
+        ("READ-A2", "SEED-FORCE-BOUND", "SEED-FORCE-FIRST", "MDL-PFNS"),
+        "The offset from the buffer described by the MDL where the data starts. " + FORCE_SENTENCE,
+        "proved", body_forced_pfns, FORCED_ONLY, readings=ArithReadings(origin=Origin.START_VA),
+    ),
+    Property(
+        "P10-A5b", "A5 (b) first MDL, the rest whole, accepted: each range inside its MDL",
+        ("READ-A5", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "MDL-PFNS"),
+        "The offset from the buffer described by the MDL where the data starts. The length of "
+        "the sub-buffer to send.",
+        "proved", body_chain_inside, UNFORCED_CHAINS,
+        readings=ArithReadings(chain_use=ChainUse.FIRST_THEN_WHOLE),
+    ),
+    Property(
+        "P10-A5c", "A5 (c) first MDL only, accepted: each range inside its MDL",
+        ("READ-A5", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "MDL-PFNS"),
+        "The offset from the buffer described by the MDL where the data starts. The length of "
+        "the sub-buffer to send.",
+        "proved", body_chain_inside, UNFORCED_CHAINS,
+        readings=ArithReadings(chain_use=ChainUse.FIRST_ONLY),
+    ),
+    Property(
         "P8", "the 64-bit acceptance predicate equals the plain rule over unbounded integers",
         ("SEED-MDLOFFSET", "SEED-MDLLENGTH", "SEED-MDLLENGTH-ZERO", "SEED-FORCE-BOUND",
          "READ-A1", "READ-A3", "READ-A5", "READ-A9"),
@@ -787,7 +823,12 @@ class PropertyResult:
 
 
 def readings_profile_choices(readings: ArithReadings) -> dict[str, str]:
-    return {"A1": readings.zero_length.value, "A3": readings.forced_bound.value}
+    return {
+        "A1": readings.zero_length.value,
+        "A2": readings.origin.value,
+        "A3": readings.forced_bound.value,
+        "A5": readings.chain_use.value,
+    }
 
 
 def describe_call(inp: Inputs[int], readings: ArithReadings = DEFAULT_ARITH_READINGS) -> str:
@@ -813,7 +854,7 @@ def describe_call(inp: Inputs[int], readings: ArithReadings = DEFAULT_ARITH_READ
         return "\n".join(lines)
     lines.append(
         f"  spec.arith: in_bounds={plan.in_bounds} length={plan.length:#x} bound={plan.bound:#x}"
-        f" (A1 {readings.zero_length.value}, A3 {readings.forced_bound.value})"
+        f" ({', '.join(f'{k} {v}' for k, v in readings_profile_choices(readings).items())})"
     )
     for term in plan.ranges:
         if not term.present:
