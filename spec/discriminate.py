@@ -7,10 +7,11 @@ on it whose verdicts, under two options of a reading, have *no outcome in common
 target does, it is consistent with at most one of the two. This module finds those calls from
 the spec itself, so no list of probes is kept by hand:
 
-* the readings that live in the arithmetic (A1 and A3: :class:`~spec.arith.ArithReadings`) are
-  searched by Z3 over the very ``spec.arith`` functions the executable spec evaluates
-  (:mod:`spec.proofs.discriminate`: a satisfiability query with a cover check, minimised so the
-  call is small);
+* the readings that live in the arithmetic (A1, A2, A3 and A5:
+  :class:`~spec.arith.ArithReadings`) are searched by Z3 over the very ``spec.arith``
+  functions the executable spec evaluates (:mod:`spec.proofs.discriminate`: a satisfiability
+  query with a cover check, minimised so the call is small); a call another reading's option
+  could fool gives way to a robust one of the lattice (:func:`find_group`);
 * every other reading, and the interacting readings taken jointly (:data:`JOINT`), is searched
   over a bounded lattice of calls (:func:`lattice_calls`: ByteOffset 0, 1 and 0xFFF; ByteCount
   0, 1, 0x1000 and 0x1001; chains of one or two MDLs; offsets and lengths at the page bounds;
@@ -36,7 +37,8 @@ status. Every probe written is re-checked in plain Python by :func:`verify_probe
 
 The options of every reading come from the catalog (``spec/requirements.toml``) and the
 profiles from :class:`~spec.readings.Profile`: a new option of a reading is searched for with
-no new code here, as long as ``spec.rules`` (and ``spec.arith`` for A1/A3) implement it.
+no new code here, as long as ``spec.rules`` (and ``spec.arith`` for A1, A2, A3, A5) implement
+it.
 
 Output: :func:`generate` returns the JSON-able document of ``conformance/probe/calls.json``;
 ``python -m vmbspec.spec.discriminate --write conformance/probe/calls.json`` writes it (the only I/O
@@ -80,7 +82,7 @@ PFN_STRIDE = 0x100
 #: Readings whose options interact (issue 13 part 4): searched jointly, every combination.
 JOINT: tuple[tuple[str, ...], ...] = (("A1", "A5"), ("A1", "A9"), ("A2", "A3"))
 #: Readings whose options live in ``spec.arith`` (``Profile.arith``): searched with Z3.
-ARITH_READINGS: tuple[str, ...] = ("A1", "A3")
+ARITH_READINGS: tuple[str, ...] = ("A1", "A2", "A3", "A5")
 
 #: Why options that no call separates cannot be told apart (beside the computed relation).
 UNOBSERVABLE_WHY: Mapping[str, str] = {
@@ -590,24 +592,33 @@ def _probe(
 
 def find_group(judge: Judge, group: Group, z3_search: Z3Search | None) -> list[Found]:
     """A separating call for every pair of ``group`` that has one: Z3 for a single arithmetic
-    reading (when ``z3_search`` is given), the lattice for the rest and where Z3 finds
-    nothing."""
+    reading (when ``z3_search`` is given), the lattice for the rest, where Z3 finds nothing,
+    and where Z3's call is not :func:`robust` but the lattice has one that is."""
     pairs = group.pairs()
     by_z3: dict[Pair, int] = {}
+    fooled: dict[Pair, int] = {}  # Z3's call, which another reading's option can fool
     if z3_search is not None and len(group.readings) == 1 and (
         group.readings[0] in ARITH_READINGS
     ):
         for pair in pairs:
             call = z3_search(group.readings[0], pair[0][0], pair[1][0])
             if call is not None:
-                by_z3[pair] = judge.add(call)
+                index = judge.add(call)
+                if robust(judge, index, group, pair):
+                    by_z3[pair] = index
+                else:
+                    fooled[pair] = index
     by_lattice = search_lattice(judge, group, [p for p in pairs if p not in by_z3])
     found = []
     for pair in pairs:
         if pair in by_z3:
             found.append(Found(group, pair, by_z3[pair], "z3"))
-        elif pair in by_lattice:
+        elif pair in by_lattice and (
+            pair not in fooled or robust(judge, by_lattice[pair], group, pair)
+        ):
             found.append(Found(group, pair, by_lattice[pair], "lattice"))
+        elif pair in fooled:
+            found.append(Found(group, pair, fooled[pair], "z3"))
     return found
 
 

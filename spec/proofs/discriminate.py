@@ -1,4 +1,4 @@
-"""Z3 search for calls that tell two options of an arithmetic reading apart (A1, A3).
+"""Z3 search for calls that tell two options of an arithmetic reading apart (A1, A2, A3, A5).
 
 Theory of operation
 -------------------
@@ -29,6 +29,7 @@ unknown PFNs), that model is excluded and the search goes on.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -77,8 +78,14 @@ def _accepted(a: Z3IntArith, inp: Any, segments: Sequence[Any], forced: bool,
 
 
 def _ranges_differ(first: Plan[Any, Any], second: Plan[Any, Any]) -> Any:
+    """Some range is present under one plan and not the other, or differs. The plans may have
+    different numbers of range terms (READ-A5 (c) uses one MDL of the chain, (a) every one):
+    a term only one plan has differs where it is present."""
     differ = []
-    for s, t in zip(first.ranges, second.ranges, strict=True):
+    for s, t in itertools.zip_longest(first.ranges, second.ranges):
+        if s is None or t is None:
+            differ.append((t if s is None else s).present)
+            continue
         same_range = z3.And(
             s.byte_offset == t.byte_offset,
             s.byte_count == t.byte_count,
