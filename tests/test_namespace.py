@@ -137,6 +137,21 @@ def test_vmbspec_and_a_distribution_with_top_level_spec_and_adapters_import_toge
     assert seen["requirements"] > 0
 
 
+def test_an_isolated_native_target_starts_its_worker_from_the_installed_package(
+        installed: Path, tmp_path: Path) -> None:
+    """The worker process of ``--isolate`` is started with ``python -c`` and imports this
+    package by its own name from the directory above it (adapters/native/boot.py), which in
+    an installed wheel is site-packages. The wheel carries the Rust core when cargo built it."""
+    (wheel,) = (installed.parents[2] / "wheels").glob("vmbspec-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        if not any(name.startswith("vmbspec/adapters/rust/vmbcore") for name in archive.namelist()):
+            pytest.skip("the wheel has no Rust core (cargo was not found when it was built)")
+    report = tmp_path / "report.json"
+    _run([str(installed.parent / "vmbspec"), "check", "--target", "rust", "--isolate",
+          "--examples", "20", "--db", "none", "--quiet", "--json", str(report)], cwd=tmp_path)
+    assert json.loads(report.read_text())["verdict"] == "PASS"
+
+
 def test_the_installed_wheel_runs_a_check_and_offers_its_pytest_plugin(
         installed: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
