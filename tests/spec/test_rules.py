@@ -479,6 +479,26 @@ def test_reading_a2_b_moves_only_the_origin_never_the_bytes_described() -> None:
     ]
 
 
+def test_reading_a2_b_judges_the_offset_counted_from_the_data() -> None:
+    """At the end of the described bytes, counted from StartVa, nothing is left to send: the
+    call resolves to 0 bytes (READ-A9), it is not past the bytes described. The simulator's
+    A2 (b) + A9 (no-range) sends it without external data; the spec once rejected it, judging
+    the raw MdlOffset where the arithmetic had used the one counted from the data."""
+    mdl = chain(seg(0x1, 0), seg(0x1, 0))
+    rejected = only_rejected(evaluate(send(mdl, 0x1, 0), profile="default+A2=b"))
+    assert rejected.violated[:1] == ("READ-A9",), rejected.violated
+    accepted = only_accepted(
+        evaluate(send(mdl, 0x1, 0), profile="default+A2=b+A9=no-range")
+    )
+    assert accepted.ranges == ()
+    # Counted from the data, MdlLength 0 under A1 (c) needs MdlOffset == ByteOffset.
+    both = "default+A2=b+A1=c"
+    whole = only_accepted(evaluate(send(A2_MDL, 0x100, 0), profile=both))
+    assert [(r.byte_offset, r.byte_count) for r in whole.ranges] == [(0x100, 0x2000)]
+    rejected = only_rejected(evaluate(send(A2_MDL, 0x101, 0), profile=both))
+    assert rejected.violated[:1] == ("SEED-MDLLENGTH-ZERO",), rejected.violated
+
+
 # ---------------------------------------------------------------------------------------------
 # READ-A13: a packet that can never fit
 # ---------------------------------------------------------------------------------------------
