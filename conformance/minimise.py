@@ -10,6 +10,11 @@ same requirements). Removing an allocation removes its packet's whole life and r
 later packets (:func:`without`), so a spare packet goes too. Single-step passes repeat until
 none removes anything, so the result is *1-minimal*: no single step can go.
 
+Some failures need a ring filled to the byte, which no single deletion keeps. Two more passes
+shorten those: a send's ring bytes move onto an earlier send (:func:`merged`), and a take goes
+with the send it took (:func:`untaken`); they alternate with the deletions until none
+shortens the list.
+
 A candidate that is no longer a valid sequence (a send on a packet that is no longer
 allocated, a step the spec forbids the caller) ends in ``StepError`` in the driver and is
 simply not the same failure. The pass is bounded by a count of re-runs and by time.
@@ -216,6 +221,7 @@ def minimise(
                 current = kept
             start = min(start, len(current)) - chunk
         chunk //= 2
+
     def one_pass(change: Callable[[list[Any], int], list[Any] | None]) -> bool | None:
         """Each step in turn, last first, changed by ``change`` where the failure stays;
         whether any change was kept, or None when the budget ran out."""
