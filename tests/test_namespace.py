@@ -154,10 +154,18 @@ def test_an_isolated_native_target_starts_its_worker_from_the_installed_package(
 
 def test_the_installed_wheel_runs_a_check_and_offers_its_pytest_plugin(
         installed: Path, tmp_path: Path) -> None:
+    check = ["check", "--examples", "20", "--seed", "5", "--db", "none", "--quiet", "--json"]
     report = tmp_path / "report.json"
-    _run([str(installed.parent / "vmbspec"), "check", "--examples", "20", "--db", "none",
-          "--quiet", "--json", str(report)], cwd=tmp_path)
-    assert json.loads(report.read_text())["verdict"] == "PASS"
+    _run([str(installed.parent / "vmbspec"), *check, str(report)], cwd=tmp_path)
+    installed_run = json.loads(report.read_text())
+    assert installed_run["verdict"] == "PASS"
+    # Reproducible: the same command and seed test the same steps from the wheel as from
+    # this (editable) install.
+    here = tmp_path / "here.json"
+    _run([sys.executable, "-m", "vmbspec.conformance.cli", *check, str(here)], cwd=tmp_path)
+    here_run = json.loads(here.read_text())
+    assert installed_run["steps_digest"] == here_run["steps_digest"]
+    assert installed_run["steps"] == here_run["steps"] > 0
     script = textwrap.dedent("""\
         from importlib import metadata
         (plugin,) = [e for e in metadata.entry_points(group="pytest11") if e.name == "vmbspec"]
