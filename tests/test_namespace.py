@@ -118,6 +118,31 @@ def test_the_wheel_holds_only_the_vmbspec_package(installed: Path) -> None:
         assert f"vmbspec/{package}/__init__.py" in files
 
 
+def test_a_checkout_without_symbolic_links_builds_the_same_wheel(
+        installed: Path, tmp_path: Path) -> None:
+    """git on Windows with core.symlinks off writes each link as a small text file naming its
+    target; setup.py then maps the packages onto the folders. Same files, same contents (the
+    compiled Rust core aside, which is built afresh)."""
+    (linked,) = (installed.parents[2] / "wheels").glob("vmbspec-*.whl")
+    source = tmp_path / "no-links"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_SOURCE)
+    for folder in ("spec", "conformance", "adapters"):
+        link = source / "vmbspec" / folder
+        target = link.readlink()
+        link.unlink()
+        link.write_text(target.as_posix())
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    unlinked = _wheel(source, wheels)
+
+    def contents(wheel: Path) -> dict[str, bytes]:
+        with zipfile.ZipFile(wheel) as archive:
+            return {name: b"" if name.endswith((".so", "RECORD")) else archive.read(name)
+                    for name in archive.namelist()}
+
+    assert contents(unlinked) == contents(linked)
+
+
 def test_vmbspec_and_a_distribution_with_top_level_spec_and_adapters_import_together(
         installed: Path) -> None:
     script = textwrap.dedent("""\
