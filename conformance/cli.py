@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import traceback
 from collections.abc import Sequence
@@ -105,12 +106,31 @@ def _profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def version_text() -> str:
+    """What ``vmbspec --version`` prints: vmbspec and what decides what a seeded run generates
+    (Hypothesis), what proves (z3-solver) and the Python running them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from vmbspec.conformance.report import versions
+
+    found = versions()
+    try:
+        z3 = version("z3-solver")
+    except PackageNotFoundError:
+        z3 = "unknown"
+    return (
+        f"vmbspec {found['vmbspec']} (hypothesis {found['hypothesis']}, z3-solver {z3}, "
+        f"Python {platform.python_version()})"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmbspec",
         description="Executable specification and conformance suite for "
         "VmbPacketSendWithExternalMdl.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

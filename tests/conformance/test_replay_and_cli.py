@@ -93,3 +93,14 @@ def test_requirements_json_lists_every_seed_rule_and_all_14_readings(
     for sentence in document["seed"]:
         assert sentence["covered_by"] or sentence["informational"]
         assert set(sentence["covered_by"]) <= ids
+
+
+def test_version_names_vmbspec_and_what_decides_a_seeded_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"vmbspec {version('vmbspec')} (")
+    assert f"hypothesis {version('hypothesis')}" in text and "z3-solver " in text
