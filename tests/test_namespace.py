@@ -143,6 +143,22 @@ def test_a_checkout_without_symbolic_links_builds_the_same_wheel(
     assert contents(unlinked) == contents(linked)
 
 
+def test_the_sdist_builds_the_same_wheel(installed: Path, tmp_path: Path) -> None:
+    """What pip does with the sdist where no wheel fits: the same files, the Rust core
+    included (its crate travels at adapters/rust, where pyproject builds it from)."""
+    (direct,) = (installed.parents[2] / "wheels").glob("vmbspec-*.whl")
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=NOT_SOURCE)
+    _run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir",
+          str(tmp_path / "sdist"), str(source)], cwd=tmp_path)
+    (sdist,) = (tmp_path / "sdist").glob("vmbspec-*.tar.gz")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    from_sdist = _wheel(sdist, wheels)
+    with zipfile.ZipFile(direct) as one, zipfile.ZipFile(from_sdist) as other:
+        assert sorted(one.namelist()) == sorted(other.namelist())
+
+
 def test_vmbspec_and_a_distribution_with_top_level_spec_and_adapters_import_together(
         installed: Path) -> None:
     script = textwrap.dedent("""\
