@@ -168,17 +168,24 @@ def _open_db(text: str | None) -> tuple[str, Any]:
         raise UsageError(str(error)) from error
 
 
-def _known_failures(db: Any, name: str, quiet: bool) -> list[Any]:
-    """The store's failures, to be replayed first (a value that cannot be read is skipped
-    with a warning)."""
-    if db is None:
-        return []
+def _stored(db: Any, name: str, command: str) -> list[Any]:
+    """The failures in the store ``name``; a value that cannot be read is skipped with a
+    warning, a store that cannot be read at all is a usage error."""
     try:
         stored, warnings = load_failures(db, name)
     except DatabaseError as error:
         raise UsageError(str(error)) from error
     for warning in warnings:
-        print(f"vmbspec check: {warning}", file=sys.stderr)
+        print(f"vmbspec {command}: {warning}", file=sys.stderr)
+    return list(stored)
+
+
+def _known_failures(db: Any, name: str, quiet: bool) -> list[Any]:
+    """The store's failures, to be replayed first (a value that cannot be read is skipped
+    with a warning)."""
+    if db is None:
+        return []
+    stored = _stored(db, name, "check")
     if stored and not quiet:
         print(f"replaying {len(stored)} known failure(s) from {name} first", file=sys.stderr)
     return [failure.as_known() for failure in stored]
@@ -295,12 +302,7 @@ def _replay_db(args: argparse.Namespace) -> int:
     name, db = _open_db(args.db)
     if db is None:
         raise UsageError(f"replay --db {NO_DB}: there is no store to list")
-    try:
-        stored, warnings = load_failures(db, name)
-    except DatabaseError as error:
-        raise UsageError(str(error)) from error
-    for warning in warnings:
-        print(f"vmbspec replay: {warning}", file=sys.stderr)
+    stored = _stored(db, name, "replay")
     print(f"{len(stored)} failure(s) stored in {name}")
     for failure in stored:
         blamed = ", ".join(failure.requirements) or "no requirement"
