@@ -711,21 +711,18 @@ PROPERTIES: tuple[Property, ...] = (
         "The offset from the buffer described by the MDL where the data starts. " + FORCE_SENTENCE,
         "proved", body_forced_pfns, FORCED_ONLY, readings=ArithReadings(origin=Origin.START_VA),
     ),
-    Property(
-        "P10-A5b", "A5 (b) first MDL, the rest whole, accepted: each range inside its MDL",
-        ("READ-A5", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "MDL-PFNS"),
-        "The offset from the buffer described by the MDL where the data starts. The length of "
-        "the sub-buffer to send.",
-        "proved", body_chain_inside, UNFORCED_CHAINS,
-        readings=ArithReadings(chain_use=ChainUse.FIRST_THEN_WHOLE),
-    ),
-    Property(
-        "P10-A5c", "A5 (c) first MDL only, accepted: each range inside its MDL",
-        ("READ-A5", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "MDL-PFNS"),
-        "The offset from the buffer described by the MDL where the data starts. The length of "
-        "the sub-buffer to send.",
-        "proved", body_chain_inside, UNFORCED_CHAINS,
-        readings=ArithReadings(chain_use=ChainUse.FIRST_ONLY),
+    *(
+        Property(
+            f"P10-A5{use.value}", f"A5 ({use.value}) {what}, accepted: each range inside its MDL",
+            ("READ-A5", "SEED-MDLOFFSET", "SEED-MDLLENGTH", "MDL-PFNS"),
+            "The offset from the buffer described by the MDL where the data starts. The length "
+            "of the sub-buffer to send.",
+            "proved", body_chain_inside, UNFORCED_CHAINS, readings=ArithReadings(chain_use=use),
+        )
+        for use, what in (
+            (ChainUse.FIRST_THEN_WHOLE, "first MDL, the rest whole"),
+            (ChainUse.FIRST_ONLY, "first MDL only"),
+        )
     ),
     Property(
         "P8", "the 64-bit acceptance predicate equals the plain rule over unbounded integers",
