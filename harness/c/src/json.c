@@ -212,7 +212,7 @@ static int starts_with(const parser *p, const char *word)
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static int hex_value(char c)
+int json_hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -230,7 +230,7 @@ static long read_u4(const parser *p, size_t at)
     if (p->len - at < 4 || at > p->len)
         return -1;
     for (i = 0; i < 4; i++) {
-        int h = hex_value(p->s[at + i]);
+        int h = json_hex_value(p->s[at + i]);
         if (h < 0)
             return -1;
         value = value * 16 + h;

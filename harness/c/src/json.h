@@ -75,6 +75,8 @@ const json_value *json_get(const json_value *object, const char *key);
 int json_is_string(const json_value *v, const char *s);
 /* Characters (code points) of a string. */
 size_t json_string_chars(const json_value *v);
+/* The value of one hex digit (either case), or -1 when c is not one. */
+int json_hex_value(char c);
 
 /* ---- writing --------------------------------------------------------------------------- */
 

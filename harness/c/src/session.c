@@ -551,17 +551,6 @@ static const char *type_name(const json_value *v)
     return "a value";
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Hex (lower or upper case, no prefix, no spaces) to malloc'd bytes (at least one byte is
  * allocated, so an empty string is still a real pointer). */
 static int get_hex(const json_value *v, const char *name, uint8_t **out, size_t *len,
@@ -579,14 +568,14 @@ static int get_hex(const json_value *v, const char *name, uint8_t **out, size_t 
     if (n % 2 != 0)
         goto bad;
     for (i = 0; i < n; i++)
-        if (hex_digit(v->u.str.chars[i]) < 0)
+        if (json_hex_value(v->u.str.chars[i]) < 0)
             goto bad;
     bytes = (uint8_t *)malloc(n / 2 + 1);
     if (bytes == NULL)
         return fail(e, INTERNAL_ERROR, "out of memory");
     for (i = 0; i < n / 2; i++)
-        bytes[i] = (uint8_t)(hex_digit(v->u.str.chars[2 * i]) * 16
-                             + hex_digit(v->u.str.chars[2 * i + 1]));
+        bytes[i] = (uint8_t)(json_hex_value(v->u.str.chars[2 * i]) * 16
+                             + json_hex_value(v->u.str.chars[2 * i + 1]));
     *out = bytes;
     *len = n / 2;
     return 0;
