@@ -215,10 +215,12 @@ requests = st.one_of(
 # -- the agent side ---------------------------------------------------------------------------
 
 
-def _check_response(reply: Any, where: str) -> None:
+def check_response(reply: Any, where: str, who: str, only_rpc_members: bool = False) -> None:
+    """``reply`` is a JSON-RPC 2.0 response (with no other member, if ``only_rpc_members``)
+    whose error, if any, is well formed and not an internal error of ``who``."""
     if not isinstance(reply, dict) or reply.get("jsonrpc") != "2.0" or "id" not in reply or (
         ("result" in reply) == ("error" in reply)
-    ):
+    ) or (only_rpc_members and not set(reply) <= {"jsonrpc", "id", "result", "error"}):
         raise Unexpected(f"{where}: not a JSON-RPC 2.0 response: {str(reply)[:200]}")
     if "error" in reply:
         error = reply["error"]
@@ -227,7 +229,42 @@ def _check_response(reply: Any, where: str) -> None:
         ):
             raise Unexpected(f"{where}: a malformed error object: {str(error)[:200]}")
         if error["code"] == protocol.INTERNAL_ERROR:
-            raise Unexpected(f"{where}: the agent failed inside: {error['message'][:300]}")
+            raise Unexpected(f"{where}: {who} failed inside: {error['message'][:300]}")
+
+
+def exchange_checked(
+    stream: MessageStream, line: bytes, probe: str, who: str, timeout: float,
+    only_rpc_members: bool = False,
+) -> list[Any]:
+    """Sends ``line`` (each piece of it between line feeds as a line), then a valid initialize
+    with id ``probe``; checks every reply (:func:`check_response`); returns the replies to
+    ``line``. Raises :class:`Unexpected` for a bad reply, or when ``who`` died, hung, broke
+    the framing or did not answer the initialize."""
+    deadline = time.monotonic() + timeout
+    try:
+        for piece in line.split(b"\n"):
+            stream.write_line(piece, deadline)
+        stream.write_line(protocol.dumps({"jsonrpc": "2.0", "id": probe, "method": "initialize",
+                                          "params": {"protocol": 1}}), deadline)
+        replies: list[Any] = []
+        while True:
+            raw = stream.read_line(deadline)
+            try:
+                reply = json.loads(raw)
+            except ValueError as error:
+                raise Unexpected(f"{who} wrote a line that is not JSON: {raw[:200]!r}") from error
+            if isinstance(reply, dict) and reply.get("id") == probe:
+                check_response(reply, "the valid initialize after it", who, only_rpc_members)
+                if "result" not in reply:
+                    raise Unexpected(f"the valid initialize failed: {reply}")
+                return replies
+            for item in reply if isinstance(reply, list) and reply else [reply]:
+                check_response(item, "a reply", who, only_rpc_members)
+            replies.append(reply)
+    except Unexpected as error:
+        raise Unexpected(f"{error} (after {line[:200]!r})") from None
+    except Exception as error:  # it died, hung or broke the framing
+        raise Unexpected(f"{type(error).__name__}: {error} after {line[:200]!r}") from error
 
 
 class AgentUnderTest:
@@ -256,34 +293,7 @@ class AgentUnderTest:
         """Sends ``line``, then a valid initialize; checks every reply; returns the replies to
         ``line``. Raises :class:`Unexpected` for a bad reply or no answer to the initialize."""
         self.sent += 1
-        probe = f"probe-{self.sent}-zq"
-        deadline = time.monotonic() + timeout
-        try:
-            for piece in line.split(b"\n"):
-                self.stream.write_line(piece, deadline)
-            self.stream.write_line(protocol.dumps({"jsonrpc": "2.0", "id": probe,
-                                                   "method": "initialize",
-                                                   "params": {"protocol": 1}}), deadline)
-            replies = []
-            while True:
-                raw = self.stream.read_line(deadline)
-                try:
-                    reply = json.loads(raw)
-                except ValueError as error:
-                    raise Unexpected(f"the agent wrote a line that is not JSON: {raw[:200]!r}"
-                                     ) from error
-                if isinstance(reply, dict) and reply.get("id") == probe:
-                    _check_response(reply, "the valid initialize after it")
-                    if "result" not in reply:
-                        raise Unexpected(f"the valid initialize failed: {reply}")
-                    return replies
-                for item in reply if isinstance(reply, list) and reply else [reply]:
-                    _check_response(item, "a reply")
-                replies.append(reply)
-        except Unexpected:
-            raise
-        except Exception as error:  # the agent died, hung or broke the framing
-            raise Unexpected(f"{type(error).__name__}: {error} after {line[:200]!r}") from error
+        return exchange_checked(self.stream, line, f"probe-{self.sent}-zq", "the agent", timeout)
 
     def close(self) -> None:
         self.stream.close()
